@@ -1,0 +1,341 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/extract"
+)
+
+// Compile validates a decoded policy and compiles it. The returned error lists every problem
+// with its field path; warnings are Kyverno's deprecation notices.
+func Compile(api *v1.Policy, source string) (*Policy, []string, error) {
+	errs, warnings := v1.Validate(api)
+	if len(errs) > 0 {
+		return nil, warnings, joinFieldErrors(errs)
+	}
+	p := &Policy{
+		Name:            api.Name,
+		Namespace:       api.Namespace,
+		Kind:            api.Kind,
+		UID:             string(api.UID),
+		ResourceVersion: api.ResourceVersion,
+		Annotations:     api.Annotations,
+		Source:          source,
+		FailureAction:   api.Spec.GetValidationFailureAction(),
+		FailurePolicy:   api.Spec.GetFailurePolicy(),
+		WebhookTimeout:  time.Duration(api.Spec.GetWebhookTimeoutSeconds()) * time.Second,
+		EmitWarning:     api.Spec.GetEmitWarning(),
+		Background:      api.Spec.GetBackground(),
+		ApplyOne:        api.Spec.GetApplyRules() == v1.ApplyOne,
+		API:             api,
+	}
+	if p.Kind == v1.KindPolicy && p.Namespace == "" {
+		p.Namespace = "default"
+	}
+	var problems field.ErrorList
+	for i, o := range api.Spec.ValidationFailureActionOverrides {
+		sel, err := compileSelector(o.NamespaceSelector)
+		if err != nil {
+			problems = append(problems, field.Invalid(field.NewPath("spec", "validationFailureActionOverrides").Index(i).Child("namespaceSelector"), field.OmitValueType{}, err.Error()))
+			continue
+		}
+		p.Overrides = append(p.Overrides, Override{Action: o.Action, Namespaces: o.Namespaces, NamespaceSelector: sel})
+	}
+	paths := make([]string, len(api.Spec.Rules))
+	for i := range paths {
+		paths[i] = fmt.Sprintf("spec.rules[%d]", i)
+	}
+	for _, sr := range computeRules(api, paths) {
+		if !sr.rule.HasVerifyImages() {
+			continue // mutate, validate and generate rules are not vouch's to enforce
+		}
+		rule, errs := compileRule(p, sr)
+		problems = append(problems, errs...)
+		if rule != nil {
+			p.Rules = append(p.Rules, rule)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, warnings, joinFieldErrors(problems)
+	}
+	return p, warnings, nil
+}
+
+func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
+	r := sr.rule
+	path := field.NewPath(sr.path)
+	rule := &Rule{
+		Policy:        p,
+		Name:          r.Name,
+		Path:          sr.path,
+		Autogen:       sr.autogen,
+		FailureAction: v1.RuleFailureAction(&p.API.Spec, r),
+	}
+	var errs field.ErrorList
+	match, err := compileBlock(&r.MatchResources)
+	if err != nil {
+		errs = append(errs, field.Invalid(path.Child("match"), field.OmitValueType{}, err.Error()))
+	}
+	rule.match = match
+	if r.ExcludeResources != nil {
+		ex, err := compileBlock(r.ExcludeResources)
+		if err != nil {
+			errs = append(errs, field.Invalid(path.Child("exclude"), field.OmitValueType{}, err.Error()))
+		}
+		rule.exclude = &ex
+	}
+	rule.kinds = rule.match.indexKinds()
+	if len(r.ImageExtractors) > 0 {
+		rule.Extractors = map[string][]extract.Config{}
+		for kind, configs := range r.ImageExtractors {
+			for i, c := range configs {
+				cfg := extract.Config{Path: c.Path, Value: c.Value, Name: c.Name, Key: c.Key, JMESPath: c.JMESPath}
+				if err := cfg.Validate(); err != nil {
+					errs = append(errs, field.Invalid(path.Child("imageExtractors").Key(kind).Index(i), field.OmitValueType{}, err.Error()))
+				}
+				rule.Extractors[kind] = append(rule.Extractors[kind], cfg)
+			}
+		}
+	}
+	switch {
+	case len(r.Context) > 0:
+		rule.Unsupported = "rule context entries are not supported yet"
+	case r.Preconditions != nil:
+		rule.Unsupported = "rule preconditions are not supported yet"
+	case len(r.CELPreconditions) > 0:
+		rule.Unsupported = "rule celPreconditions are not supported yet"
+	}
+	for i := range r.VerifyImages {
+		vp := path.Child("verifyImages").Index(i)
+		v, verrs := compileVerification(&r.VerifyImages[i], i, vp)
+		errs = append(errs, verrs...)
+		if v != nil {
+			rule.Verifications = append(rule.Verifications, v)
+		}
+		if rule.Unsupported == "" && v1HasVariables(&r.VerifyImages[i]) {
+			rule.Unsupported = "variables in verifyImages are not supported yet"
+		}
+	}
+	return rule, errs
+}
+
+func compileVerification(iv *v1.ImageVerification, index int, path *field.Path) (*Verification, field.ErrorList) {
+	cp := iv.Convert()
+	v := &Verification{
+		Index:               index,
+		Path:                path.String(),
+		Type:                cp.GetType(),
+		ImageReferences:     cp.ImageReferences,
+		SkipImageReferences: cp.SkipImageReferences,
+		Annotations:         cp.Annotations,
+		Repository:          cp.Repository,
+		CosignOCI11:         cp.CosignOCI11,
+		MutateDigest:        cp.GetMutateDigest(),
+		VerifyDigest:        cp.GetVerifyDigest(),
+		Required:            cp.GetRequired(),
+		UseCache:            cp.GetUseCache(),
+		FailureAction:       cp.FailureAction,
+		Credentials:         cp.ImageRegistryCredentials,
+		Validate:            cp.Validation,
+	}
+	var errs field.ErrorList
+	for i := range cp.Attestors {
+		set, serrs := compileAttestorSet(&cp.Attestors[i], fmt.Sprintf(".attestors[%d]", i), path.Child("attestors").Index(i), true)
+		errs = append(errs, serrs...)
+		v.Attestors = append(v.Attestors, set)
+	}
+	for i := range cp.Attestations {
+		a := &cp.Attestations[i]
+		ap := path.Child("attestations").Index(i)
+		att := &Attestation{Path: fmt.Sprintf(".attestations[%d]", i), Name: a.Name, Type: a.GetType(), Conditions: a.Conditions}
+		for j := range a.Attestors {
+			set, serrs := compileAttestorSet(&a.Attestors[j], fmt.Sprintf("%s.attestors[%d]", att.Path, j), ap.Child("attestors").Index(j), false)
+			errs = append(errs, serrs...)
+			att.Attestors = append(att.Attestors, set)
+		}
+		v.Attestations = append(v.Attestations, att)
+	}
+	return v, errs
+}
+
+// compileAttestorSet compiles a set; expand splits multi-key PEM entries into one entry per
+// key (spec §3.4; Kyverno does this for signature attestors only).
+func compileAttestorSet(as *v1.AttestorSet, msgPath string, path *field.Path, expand bool) (*AttestorSet, field.ErrorList) {
+	set := &AttestorSet{Path: msgPath}
+	var errs field.ErrorList
+	k := 0
+	for i := range as.Entries {
+		e := &as.Entries[i]
+		ep := path.Child("entries").Index(i)
+		a, aerrs := compileAttestor(e, ep, expand)
+		errs = append(errs, aerrs...)
+		if a == nil {
+			continue
+		}
+		variants := []*Attestor{a}
+		if expand && len(a.Keys) > 1 {
+			variants = variants[:0]
+			for _, key := range a.Keys {
+				cp := *a
+				cp.Keys = []PublicKey{key}
+				variants = append(variants, &cp)
+			}
+		}
+		for _, va := range variants {
+			va.Path = fmt.Sprintf("%s.entries[%d]%s", msgPath, k, kindSuffix(va.Kind))
+			if va.Nested != nil {
+				va.Path = fmt.Sprintf("%s.entries[%d].attestor", msgPath, k)
+			}
+			set.Entries = append(set.Entries, va)
+			k++
+		}
+	}
+	set.Required = len(set.Entries)
+	if as.Count != nil && *as.Count != 0 {
+		set.Required = *as.Count
+	}
+	return set, errs
+}
+
+func kindSuffix(kind string) string {
+	if kind == "" || kind == "attestor" {
+		return ""
+	}
+	return "." + kind
+}
+
+func compileAttestor(e *v1.Attestor, path *field.Path, expand bool) (*Attestor, field.ErrorList) {
+	a := &Attestor{Annotations: e.Annotations, Repository: e.Repository, SignatureAlgorithm: e.GetSignatureAlgorithm()}
+	var errs field.ErrorList
+	bad := func(p *field.Path, err error) {
+		errs = append(errs, field.Invalid(p, field.OmitValueType{}, err.Error()))
+	}
+	switch {
+	case e.Keys != nil:
+		a.Kind = "keys"
+		kp := path.Child("keys")
+		keys, ref, err := splitPublicKeys(e.Keys.PublicKeys)
+		switch {
+		case e.Keys.PublicKeys == "":
+		case err != nil:
+			bad(kp.Child("publicKeys"), err)
+		}
+		a.Keys, a.KeyRef, a.Secret = keys, ref, e.Keys.Secret
+		if a.KeyRef == "" && len(a.Keys) == 0 && e.Keys.KMS != "" {
+			a.KeyRef = e.Keys.KMS
+		}
+		a.Rekor, a.CTLog = compileRekor(e.Keys.Rekor, kp, bad), compileCTLog(e.Keys.CTLog, kp, bad)
+	case e.Certificates != nil:
+		a.Kind = "certificates"
+		cp := path.Child("certificates")
+		if certs, err := parseCertificates(e.Certificates.Certificate, 1); err != nil {
+			bad(cp.Child("cert"), err)
+		} else if len(certs) == 1 {
+			a.Certificate = certs[0]
+		}
+		chain, err := parseCertificates(e.Certificates.CertificateChain, maxCertsPerChain)
+		if err != nil {
+			bad(cp.Child("certChain"), err)
+		}
+		a.CertificateChain = chain
+		a.Rekor, a.CTLog = compileRekor(e.Certificates.Rekor, cp, bad), compileCTLog(e.Certificates.CTLog, cp, bad)
+	case e.Keyless != nil:
+		a.Kind = "keyless"
+		kp := path.Child("keyless")
+		k := &Keyless{Issuer: e.Keyless.Issuer, Subject: e.Keyless.Subject, AdditionalExtensions: map[string]string{}}
+		var err error
+		if k.Roots, err = parseCertificates(e.Keyless.Roots, maxCertsPerChain); err != nil {
+			bad(kp.Child("roots"), err)
+		}
+		k.IssuerRegExp = compileRegexp(e.Keyless.IssuerRegExp, kp.Child("issuerRegExp"), bad)
+		k.SubjectRegExp = compileRegexp(e.Keyless.SubjectRegExp, kp.Child("subjectRegExp"), bad)
+		for key, val := range e.Keyless.AdditionalExtensions {
+			k.AdditionalExtensions[v1.CertificateExtensions[key]] = val
+		}
+		a.Keyless = k
+		a.Rekor, a.CTLog = compileRekor(e.Keyless.Rekor, kp, bad), compileCTLog(e.Keyless.CTLog, kp, bad)
+	case e.Attestor != nil:
+		a.Kind = "attestor"
+		nested, nerrs := compileAttestorSet(e.Attestor, "", path.Child("attestor"), expand)
+		errs = append(errs, nerrs...)
+		a.Nested = nested
+	default:
+		return nil, errs
+	}
+	return a, errs
+}
+
+func compileRegexp(expr string, path *field.Path, bad func(*field.Path, error)) *regexp.Regexp {
+	if expr == "" || v1.HasVariables(expr) {
+		return nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		bad(path, err)
+	}
+	return re
+}
+
+func compileRekor(r *v1.Rekor, parent *field.Path, bad func(*field.Path, error)) *Rekor {
+	if r == nil {
+		return nil
+	}
+	out := &Rekor{URL: r.URL, IgnoreTlog: r.IgnoreTlog}
+	key, err := parseSingleKey(r.PubKey)
+	if err != nil {
+		bad(parent.Child("rekor", "pubkey"), err)
+	}
+	out.PubKey = key
+	return out
+}
+
+func compileCTLog(c *v1.CTLog, parent *field.Path, bad func(*field.Path, error)) *CTLog {
+	if c == nil {
+		return nil
+	}
+	out := &CTLog{IgnoreSCT: c.IgnoreSCT}
+	key, err := parseSingleKey(c.PubKey)
+	if err != nil {
+		bad(parent.Child("ctlog", "pubkey"), err)
+	}
+	out.PubKey = key
+	chain, err := parseCertificates(c.TSACertChain, maxTSAChain)
+	if err != nil {
+		bad(parent.Child("ctlog", "tsaCertChain"), err)
+	}
+	out.TSACertChain = chain
+	return out
+}
+
+// v1HasVariables reports whether an entry uses Kyverno variables outside the places that are
+// evaluated per statement (attestation conditions and validate.deny).
+func v1HasVariables(iv *v1.ImageVerification) bool {
+	cp := *iv
+	cp.Attestations = nil
+	for _, a := range iv.Attestations {
+		a.Conditions = nil
+		cp.Attestations = append(cp.Attestations, a)
+	}
+	cp.Validation = nil
+	return jsonHasVariables(cp)
+}
+
+func jsonHasVariables(v any) bool {
+	b, err := json.Marshal(v)
+	return err == nil && v1.HasVariables(string(b))
+}
+
+func joinFieldErrors(list field.ErrorList) error {
+	errs := make([]error, len(list))
+	for i, e := range list {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}

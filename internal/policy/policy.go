@@ -1,0 +1,179 @@
+package policy
+
+import (
+	"crypto/x509"
+	"regexp"
+	"time"
+
+	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/extract"
+	"github.com/vouchproject/vouch/internal/imageref"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Policy is a compiled ClusterPolicy or Policy. It is immutable once compiled.
+type Policy struct {
+	Name            string
+	Namespace       string // "" for a ClusterPolicy
+	Kind            string // v1.KindClusterPolicy or v1.KindPolicy
+	UID             string
+	ResourceVersion string
+	Annotations     map[string]string
+	Source          string // where the policy came from, for messages
+
+	FailureAction  v1.ValidationFailureAction // spec.validationFailureAction, defaulted
+	Overrides      []Override
+	FailurePolicy  v1.FailurePolicyType
+	WebhookTimeout time.Duration
+	EmitWarning    bool
+	Background     bool
+	ApplyOne       bool
+	Rules          []*Rule // original rules, then autogen rules (Kyverno's ComputeRules order)
+
+	API *v1.Policy // the decoded policy; read-only
+}
+
+// ReportName is the policy name as Kyverno reports it: "<namespace>/<name>" for a namespaced
+// Policy, "<name>" for a ClusterPolicy.
+func (p *Policy) ReportName() string {
+	if p.Namespace != "" {
+		return p.Namespace + "/" + p.Name
+	}
+	return p.Name
+}
+
+// ScopeKey is the policy's key in the kyverno.io/verify-images-scoped annotation:
+// "<namespace>/<name>", with an empty namespace for a ClusterPolicy (spec §2.8).
+func (p *Policy) ScopeKey() string { return p.Namespace + "/" + p.Name }
+
+// Override is a compiled validationFailureActionOverride.
+type Override struct {
+	Action            v1.ValidationFailureAction
+	Namespaces        []string
+	NamespaceSelector *selector
+}
+
+// Rule is one compiled verifyImages rule (original or autogen).
+type Rule struct {
+	Policy        *Policy
+	Name          string
+	Path          string // field path of the source rule, e.g. "spec.rules[0]"
+	Autogen       bool
+	seq           int // global order, for deterministic matching output
+	match         block
+	exclude       *block
+	Extractors    map[string][]extract.Config // nil: built-in extractors only
+	Verifications []*Verification
+	// Unsupported is set when the rule uses a feature vouch cannot evaluate yet (context,
+	// preconditions, variables); such rules fail closed with this message.
+	Unsupported   string
+	FailureAction v1.ValidationFailureAction // rule-level action (spec §2.12), before overrides
+	kinds         []string                   // index keys; nil means "any kind"
+}
+
+// Verification is one compiled verifyImages entry (legacy fields converted, defaults applied).
+type Verification struct {
+	Index               int
+	Path                string // e.g. "spec.rules[0].verifyImages[1]"
+	Type                v1.ImageVerificationType
+	ImageReferences     []string
+	SkipImageReferences []string
+	Attestors           []*AttestorSet
+	Attestations        []*Attestation
+	Annotations         map[string]string
+	Repository          string
+	CosignOCI11         bool
+	MutateDigest        bool
+	VerifyDigest        bool
+	Required            bool
+	UseCache            bool
+	FailureAction       *v1.ValidationFailureAction
+	Credentials         *v1.ImageRegistryCredentials
+	Validate            *v1.ValidateImageVerification
+}
+
+// NeedsVerification reports whether the entry checks signatures or attestations (an entry
+// without attestors and attestations only does digest work, spec §2.6).
+func (v *Verification) NeedsVerification() bool {
+	return len(v.Attestors) > 0 || len(v.Attestations) > 0
+}
+
+// AttestorSet is a compiled attestor set: Required of Entries must verify (spec §5).
+type AttestorSet struct {
+	Path     string // Kyverno's message path, e.g. ".attestors[0]"
+	Required int
+	Entries  []*Attestor
+}
+
+// Attestor is one compiled attestor entry. Exactly one of Keys/KeyRef/Secret/KMS,
+// Certificates, Keyless or Nested is the authority.
+type Attestor struct {
+	Path               string // e.g. ".attestors[0].entries[1].keys"
+	Kind               string // "keys", "certificates", "keyless" or "attestor"
+	Keys               []PublicKey
+	KeyRef             string // k8s://, KMS URI or an unresolved variable
+	Secret             *v1.SecretReference
+	Certificate        *x509.Certificate
+	CertificateChain   []*x509.Certificate
+	Keyless            *Keyless
+	Nested             *AttestorSet
+	Rekor              *Rekor // nil: Kyverno's default (public Rekor, tlog required)
+	CTLog              *CTLog // nil: SCTs required, keys from TUF
+	Annotations        map[string]string
+	Repository         string
+	SignatureAlgorithm string
+}
+
+// Keyless is a compiled keyless identity constraint.
+type Keyless struct {
+	Issuer               string
+	IssuerRegExp         *regexp.Regexp
+	Subject              string
+	SubjectRegExp        *regexp.Regexp
+	Roots                []*x509.Certificate
+	AdditionalExtensions map[string]string // keyed by OID
+}
+
+// Rekor is compiled transparency-log configuration.
+type Rekor struct {
+	URL        string
+	PubKey     *PublicKey
+	IgnoreTlog bool
+}
+
+// CTLog is compiled SCT and timestamp-authority configuration.
+type CTLog struct {
+	IgnoreSCT    bool
+	PubKey       *PublicKey
+	TSACertChain []*x509.Certificate
+}
+
+// Attestation is one compiled attestations entry.
+type Attestation struct {
+	Path       string // e.g. ".attestations[0]"
+	Name       string
+	Type       string
+	Attestors  []*AttestorSet
+	Conditions []v1.AnyAllConditions
+}
+
+// selector is a label selector compiled once; selectors with wildcard keys or values are
+// resolved against the labels at match time, as Kyverno does (spec §2.5).
+type selector struct {
+	raw      *metav1.LabelSelector
+	compiled labels.Selector // nil when the selector has wildcards
+}
+
+// Matches reports whether the override applies to a namespace (Kyverno's
+// GetValidationFailureAction): with namespaces, one must match by wildcard and the selector, if
+// any, must match the namespace labels; without namespaces, the selector alone decides.
+func (o *Override) Matches(namespace string, nsLabels map[string]string) bool {
+	if len(o.Namespaces) == 0 {
+		return o.NamespaceSelector != nil && o.NamespaceSelector.matches(nsLabels)
+	}
+	if !imageref.MatchAny(o.Namespaces, namespace) {
+		return false
+	}
+	return o.NamespaceSelector == nil || o.NamespaceSelector.matches(nsLabels)
+}
