@@ -1,0 +1,8 @@
+// Package engine orchestrates one evaluation of the compiled policies against one object:
+// match -> extract -> (resolve -> verify) -> decide, for both the mutation phase (verification,
+// digest pinning) and the validation phase (required, verifyDigest), as Kyverno's verifyImages
+// does (spec §2). It is the single entry point the CLI and the webhook share.
+//
+// The validation phase is decided from what this engine itself verified during the same
+// evaluation, never from verification annotations the object arrived with (DESIGN §6).
+package engine
