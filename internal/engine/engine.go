@@ -94,9 +94,13 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	if op == "" {
 		op = v1.Create
 	}
+	resp := &Response{Object: req.Object}
+	if op == v1.Delete {
+		// Nothing is admitted on DELETE: Kyverno verifies no image and checks no digest then.
+		return resp, nil
+	}
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User = req.NamespaceLabels, req.User
-	resp := &Response{Object: req.Object}
 	stopped := map[*policy.Policy]bool{}
 	for _, rule := range e.policies.Match(&mreq) {
 		if stopped[rule.Policy] {
@@ -111,6 +115,9 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 		}
 		resp.Results = append(resp.Results, res.RuleResult)
 		resp.Warnings = append(resp.Warnings, res.warnings...)
+		if rule.Policy.EmitWarning && res.Status != Skip {
+			resp.Warnings = append(resp.Warnings, warning(rule, res.Message))
+		}
 		if rule.Policy.ApplyOne && (res.Status == Pass || res.Status == Fail || res.Status == Warn) {
 			stopped[rule.Policy] = true
 		}
@@ -205,14 +212,14 @@ func contains(list []string, s string) bool {
 func (e *Engine) mutateImage(ctx context.Context, rule *policy.Rule, v *policy.Verification, im *imageState, out *ruleEval) {
 	s := im.ref.String()
 	if v.NeedsVerification() {
-		skipMsg := fmt.Sprintf("skipping image reference image %s, policy %s ruleName %s", s, rule.Policy.ReportName(), rule.Name)
+		skipMsg := fmt.Sprintf("skipping image reference image %s, policy %s ruleName %s", s, rule.Policy.Name, rule.Name)
 		switch {
 		case !imageref.MatchAny(v.ImageReferences, s):
 			// Not this entry's image. Kyverno records "skip" here, which then satisfies
 			// another entry's required; vouch records nothing (docs/COMPATIBILITY.md).
 		case imageref.MatchAny(v.SkipImageReferences, s):
 			im.record(Skip, skipMsg)
-			out.warnings = append(out.warnings, fmt.Sprintf("policy %s.%s: %s", rule.Policy.ReportName(), rule.Name, skipMsg))
+			out.warnings = append(out.warnings, warning(rule, skipMsg))
 		default:
 			im.record(Error, ErrNoVerifier.Error())
 		}
@@ -277,17 +284,28 @@ func (e *Engine) validatePhase(rule *policy.Rule, images []*imageState) bool {
 	return checked
 }
 
-// finish aggregates per-image outcomes into the rule result and applies the failure action.
+// warning formats an admission warning as Kyverno does (spec §8.3), with the bare policy name.
+func warning(rule *policy.Rule, msg string) string {
+	return fmt.Sprintf("policy %s.%s: %s", rule.Policy.Name, rule.Name, msg)
+}
+
+// finish aggregates per-image outcomes into the rule result. A failure under an Audit action
+// becomes warn image by image, before aggregation, so that it never hides an error.
 func (e *Engine) finish(out ruleEval, rule *policy.Rule, req *policy.Request, images []*imageState) ruleEval {
+	audit := !EffectiveAction(rule, req.Namespace, req.NamespaceLabels).Enforce()
 	worst := Skip
 	var msgs []string
 	for _, im := range images {
 		out.Images = append(out.Images, ImageResult{Ref: im.ref, Written: im.written, Status: im.verdict, Message: im.vmessage})
+		verdict := im.verdict
+		if verdict == Fail && audit {
+			verdict = Warn
+		}
 		switch {
-		case severity[im.verdict] > severity[worst]:
-			worst, msgs = im.verdict, nil
+		case severity[verdict] > severity[worst]:
+			worst, msgs = verdict, nil
 			fallthrough
-		case im.verdict == worst:
+		case verdict == worst:
 			if m := im.vmessage; m != "" && !contains(msgs, m) {
 				msgs = append(msgs, m)
 			}
@@ -312,9 +330,6 @@ func (e *Engine) finish(out ruleEval, rule *policy.Rule, req *policy.Request, im
 	}
 	sort.Strings(msgs)
 	out.Status, out.Message = worst, strings.Join(msgs, "; ")
-	if worst == Fail && !EffectiveAction(rule, req.Namespace, req.NamespaceLabels).Enforce() {
-		out.Status = Warn
-	}
 	return out
 }
 

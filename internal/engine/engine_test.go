@@ -125,7 +125,7 @@ func TestEvaluate(t *testing.T) {
       required: false
 `), []string{"ghcr.io/a:1", "nginx:1"},
 			[]result{{Fail, "missing digest for docker.io/nginx:1", map[string]Status{"ghcr.io/a:1": Error, "docker.io/nginx:1": Fail}}}},
-		{"an entry not matching an image records skip for it", policyYAML(enforce, `    - imageReferences: ["ghcr.io/*"]
+		{"an entry that does not match an image does not satisfy required for it", policyYAML(enforce, `    - imageReferences: ["ghcr.io/*"]
       verifyDigest: false
       required: false
       mutateDigest: false
@@ -291,4 +291,77 @@ func TestEvaluateNeedsObject(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Error("New without policies succeeded")
 	}
+}
+
+func TestEmitWarningDeleteAndAuditErrors(t *testing.T) {
+	e := newEngine(t, policyYAML("  validationFailureAction: Audit\n  emitWarning: true\n", `    - imageReferences: ["ghcr.io/*"]
+      mutateDigest: false
+      attestors: [{entries: [{keys: {kms: "awskms:///k"}}]}]
+    - imageReferences: ["docker.io/*"]
+      mutateDigest: false
+      required: false
+`))
+	obj := pod(t, "default", "ghcr.io/a:1", "nginx:1")
+	resp, err := e.Evaluate(context.Background(), Request{Object: obj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Audit failure of nginx becomes warn and must not hide the error of ghcr.io/a.
+	if len(resp.Results) != 1 || resp.Results[0].Status != Error || resp.Results[0].Message != "no verifier configured" {
+		t.Fatalf("results = %+v", resp.Results)
+	}
+	if want := "policy pol.r: no verifier configured"; len(resp.Warnings) != 1 || resp.Warnings[0] != want {
+		t.Errorf("emitWarning: warnings = %q, want [%q]", resp.Warnings, want)
+	}
+	resp, err = e.Evaluate(context.Background(), Request{Object: obj, Operation: "DELETE"})
+	if err != nil || len(resp.Results) != 0 {
+		t.Errorf("DELETE: results = %+v, err = %v; want none", resp.Results, err)
+	}
+}
+
+// FuzzEvaluate feeds arbitrary objects to the engine with a policy set that exercises every
+// extractor path; it must never panic.
+func FuzzEvaluate(f *testing.F) {
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"nginx"}],"initContainers":[{"name":"i","image":"ghcr.io/a/b:1@sha256:b31bfb4d0213f254d361e0079deaaebefa4f82ba7aa76ef82e90b4935ad5b105"}]}}`))
+	f.Add([]byte(`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"x"}]}}}}}}`))
+	f.Add([]byte(`{"apiVersion":"tekton.dev/v1","kind":"Task","metadata":{"name":"t"},"spec":{"steps":[{"name":"s","image":"docker://ghcr.io/a"}]}}`))
+	docs, err := manifest.Split("p.yaml", []byte(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: fuzz}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: pods
+    match: {any: [{resources: {kinds: [Pod], selector: {matchLabels: {"*": "?*"}}}}]}
+    exclude: {any: [{resources: {kinds: [Pod], annotations: {"skip": "*"}}}]}
+    verifyImages:
+    - imageReferences: ["*"]
+      skipImageReferences: ["*/skip/*"]
+      attestors: [{entries: [{keys: {kms: "awskms:///k"}}]}]
+    - imageReferences: ["ghcr.io/*"]
+      mutateDigest: false
+  - name: tasks
+    match: {any: [{resources: {kinds: [Task]}}]}
+    imageExtractors:
+      Task: [{path: /spec/steps/*, value: image, key: name, jmesPath: "trim_prefix(@, 'docker://')"}]
+    verifyImages: [{imageReferences: ["*"], mutateDigest: false}]
+`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	set, _, err := policy.LoadDocuments(docs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	e, err := New(Options{Policies: set})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var obj map[string]any
+		if err := yaml.Unmarshal(data, &obj); err != nil || obj == nil {
+			return
+		}
+		_, _ = e.Evaluate(context.Background(), Request{Object: obj})
+	})
 }

@@ -49,6 +49,7 @@ func TestSplitErrors(t *testing.T) {
 		{"duplicate key", "apiVersion: v1\napiVersion: v2\n", "invalid YAML"},
 		{"second document", "apiVersion: v1\nkind: Pod\n---\n- a\n- b\n", "f.yaml (document 2, line 4): document is not a YAML mapping"},
 		{"scalar", "hello\n", "document is not a YAML mapping"},
+		{"alias bomb", billionLaughs(), "excessive aliasing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,4 +104,17 @@ func FuzzSplit(f *testing.F) {
 		}
 		_, _ = Objects(docs)
 	})
+}
+
+// billionLaughs is a YAML alias bomb: 9^9 strings if expanded.
+func billionLaughs() string {
+	var b strings.Builder
+	b.WriteString("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
+	prev := "a"
+	for _, c := range "bcdefghi" {
+		name := string(c)
+		b.WriteString(name + ": &" + name + " [" + strings.TrimSuffix(strings.Repeat("*"+prev+",", 9), ",") + "]\n")
+		prev = name
+	}
+	return b.String()
 }

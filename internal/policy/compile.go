@@ -332,10 +332,16 @@ func jsonHasVariables(v any) bool {
 	return err == nil && v1.HasVariables(string(b))
 }
 
+// joinFieldErrors joins the errors, dropping repeats (autogen rules repeat their source
+// rule's problems at the same path).
 func joinFieldErrors(list field.ErrorList) error {
-	errs := make([]error, len(list))
-	for i, e := range list {
-		errs[i] = e
+	var errs []error
+	seen := map[string]bool{}
+	for _, e := range list {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			errs = append(errs, e)
+		}
 	}
 	return errors.Join(errs...)
 }

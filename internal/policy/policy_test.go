@@ -248,6 +248,10 @@ func TestNamespacedPolicy(t *testing.T) {
 	if len(set.Match(&Request{Version: "v1", Kind: "Pod", Namespace: "team-b", Operation: v1.Create})) != 0 {
 		t.Error("namespaced policy matched outside its namespace")
 	}
+	noNS := load(t, strings.Replace(podPolicy, "kind: ClusterPolicy", "kind: Policy", 1)).Policies()[0]
+	if noNS.Namespace != "default" || noNS.ReportName() != "default/p" {
+		t.Errorf("a Policy without namespace: namespace %q, report name %q; want default", noNS.Namespace, noNS.ReportName())
+	}
 	cp := load(t, podPolicy).Policies()[0]
 	if cp.ReportName() != "p" || cp.ScopeKey() != "/p" {
 		t.Errorf("cluster policy names: %q %q", cp.ReportName(), cp.ScopeKey())

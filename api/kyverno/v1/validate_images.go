@@ -63,11 +63,11 @@ func (v *validator) verifyImages(p *Policy, r *Rule, path *field.Path) {
 		}
 	}
 	for i := range r.VerifyImages {
-		v.imageVerification(&r.VerifyImages[i], path.Child("verifyImages").Index(i), audit)
+		v.imageVerification(r.Name, &r.VerifyImages[i], path.Child("verifyImages").Index(i), audit)
 	}
 }
 
-func (v *validator) imageVerification(iv *ImageVerification, path *field.Path, audit bool) {
+func (v *validator) imageVerification(rule string, iv *ImageVerification, path *field.Path, audit bool) {
 	if iv.FailureAction != nil && *iv.FailureAction != Audit && *iv.FailureAction != Enforce {
 		v.add(field.NotSupported(path.Child("failureAction"), *iv.FailureAction, []string{"Audit", "Enforce"}))
 	}
@@ -93,7 +93,7 @@ func (v *validator) imageVerification(iv *ImageVerification, path *field.Path, a
 	}
 	for i, ref := range cp.ImageReferences {
 		if HasVariables(ref) {
-			v.add(field.Invalid(path.Child("imageReferences").Index(i), ref, "variables are not allowed in image reference"))
+			v.add(field.Invalid(path.Child("imageReferences").Index(i), ref, fmt.Sprintf("rule %q should not have variables in image reference section", rule)))
 		}
 	}
 	for i := range cp.Attestors {

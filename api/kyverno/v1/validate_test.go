@@ -59,7 +59,7 @@ func TestValidateSpec16(t *testing.T) {
 		{"notary keys", policyWith(enforce, `    verifyImages: [{type: Notary, imageReferences: ["*"], attestors: [{entries: [{keys: {kms: "awskms:///k"}}]}]}]
 `), "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys", "Keys field is not allowed for type notary"},
 		{"variables in image reference", policyWith(enforce, `    verifyImages: [{imageReferences: ["{{ request.object.x }}"]}]
-`), "spec.rules[0].verifyImages[0].imageReferences[0]", "variables are not allowed in image reference"},
+`), "spec.rules[0].verifyImages[0].imageReferences[0]", "should not have variables in image reference section"},
 		{"bad attestation condition operator", policyWith(enforce, `    verifyImages: [{imageReferences: ["*"], attestations: [{type: t, conditions: [{all: [{key: a, operator: Equal1, value: b}]}]}]}]
 `), "spec.rules[0].verifyImages[0].attestations[0].conditions[0].all[0].operator", "Unsupported value"},
 		{"bad deny condition operator", policyWith(enforce, `    verifyImages: [{imageReferences: ["*"], attestations: [{type: t}], validate: {deny: {conditions: {any: [{key: a, operator: Is, value: b}]}}}}]
