@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/engine"
+	"github.com/vouchproject/vouch/internal/manifest"
+	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/report"
+)
+
+// confCase is one file of testdata/conformance: policies, resources and what vouch must say.
+type confCase struct {
+	Description     string                       `json:"description"`
+	Policies        string                       `json:"policies"`
+	Resources       string                       `json:"resources"`
+	NamespaceLabels map[string]map[string]string `json:"namespaceLabels,omitempty"`
+	Operation       string                       `json:"operation,omitempty"`
+	Expect          confExpect                   `json:"expect"`
+}
+
+type confExpect struct {
+	ExitCode int          `json:"exitCode"`
+	Errors   []string     `json:"errors,omitempty"`   // substrings of the load error (exit code 2)
+	Warnings []string     `json:"warnings,omitempty"` // substrings of the warnings
+	Results  []confResult `json:"results"`
+}
+
+type confResult struct {
+	Policy          string            `json:"policy"`
+	Rule            string            `json:"rule"`
+	Resource        string            `json:"resource"` // Kind/namespace/name or Kind/name
+	Result          string            `json:"result"`
+	Message         string            `json:"message,omitempty"`         // exact, when given
+	MessageContains string            `json:"messageContains,omitempty"` // substring, when given
+	Images          map[string]string `json:"images,omitempty"`
+}
+
+var vouchBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vouch-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	vouchBinary = filepath.Join(dir, "vouch")
+	build := exec.Command("go", "build", "-o", vouchBinary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building vouch:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func loadCases(t *testing.T) map[string]*confCase {
+	t.Helper()
+	files, err := filepath.Glob("../../testdata/conformance/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]*confCase{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &confCase{}
+		if err := yaml.UnmarshalStrict(data, c); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		cases[strings.TrimSuffix(filepath.Base(f), ".yaml")] = c
+	}
+	return cases
+}
+
+// TestConformance runs every case through the engine API and through the built CLI binary;
+// both must give exactly the expected results.
+func TestConformance(t *testing.T) {
+	cases := loadCases(t)
+	if len(cases) < 40 {
+		t.Errorf("only %d conformance cases; the corpus must hold at least 40", len(cases))
+	}
+	schema := compileSchema(t)
+	names := make([]string, 0, len(cases))
+	for n := range cases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := cases[name]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if c.Description == "" {
+				t.Error("case has no description")
+			}
+			t.Run("engine", func(t *testing.T) { runEngineCase(t, c) })
+			t.Run("cli", func(t *testing.T) { runCLICase(t, c, schema) })
+		})
+	}
+}
+
+func runEngineCase(t *testing.T, c *confCase) {
+	pdocs, err := manifest.Split("policies.yaml", []byte(c.Policies))
+	var set *policy.Set
+	var warnings []string
+	if err == nil {
+		set, warnings, err = policy.LoadDocuments(pdocs)
+	}
+	if err != nil {
+		checkLoadError(t, c, err.Error())
+		return
+	}
+	rdocs, err := manifest.Split("resources.yaml", []byte(c.Resources))
+	if err != nil {
+		checkLoadError(t, c, err.Error())
+		return
+	}
+	objs, err := manifest.Objects(rdocs)
+	if err != nil {
+		checkLoadError(t, c, err.Error())
+		return
+	}
+	if c.Expect.ExitCode == exitInvalid {
+		t.Fatalf("loading succeeded, want exit code 2 with %q", c.Expect.Errors)
+	}
+	nsLabels := manifest.NamespaceLabels(objs)
+	for ns, l := range c.NamespaceLabels {
+		nsLabels[ns] = l
+	}
+	eng, err := engine.New(engine.Options{Policies: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := report.New()
+	for _, o := range objs {
+		ns, _ := o.Value["metadata"].(map[string]any)["namespace"].(string)
+		resp, err := eng.Evaluate(context.Background(), engine.Request{Object: o.Value, Operation: v1.AdmissionOperation(c.Operation), NamespaceLabels: nsLabels[ns]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warnings = append(warnings, resp.Warnings...)
+		rep.Add(resp)
+	}
+	checkWarnings(t, c, strings.Join(warnings, "\n"))
+	checkReport(t, c, rep)
+	wantExit := exitOK
+	if rep.Failed() {
+		wantExit = exitFailed
+	}
+	if wantExit != c.Expect.ExitCode {
+		t.Errorf("exit code would be %d, want %d", wantExit, c.Expect.ExitCode)
+	}
+}
+
+func runCLICase(t *testing.T, c *confCase, schema *jsonschema.Schema) {
+	dir := t.TempDir()
+	pol, res := filepath.Join(dir, "policies.yaml"), filepath.Join(dir, "resources.yaml")
+	for path, body := range map[string]string{pol: c.Policies, res: c.Resources} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"apply", pol, "--resource", res, "-o", "json"}
+	for ns, l := range c.NamespaceLabels {
+		var kv []string
+		for k, v := range l {
+			kv = append(kv, k+"="+v)
+		}
+		sort.Strings(kv)
+		args = append(args, "--namespace-labels", ns+":"+strings.Join(kv, ","))
+	}
+	if c.Operation != "" {
+		args = append(args, "--operation", c.Operation)
+	}
+	cmd := exec.Command(vouchBinary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != c.Expect.ExitCode {
+		t.Fatalf("exit code %d, want %d\nstderr:\n%s", code, c.Expect.ExitCode, stderr.String())
+	}
+	if code == exitInvalid {
+		checkLoadError(t, c, stderr.String())
+		return
+	}
+	checkWarnings(t, c, stderr.String())
+	var doc any
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if err := schema.Validate(doc); err != nil {
+		t.Errorf("output violates docs/apply-output.schema.json: %v", err)
+	}
+	rep := &report.Report{}
+	if err := json.Unmarshal(stdout.Bytes(), rep); err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, c, rep)
+	if n := len(rep.Resources); n != countDocs(t, c.Resources) {
+		t.Errorf("output lists %d resources, want every input resource (%d)", n, countDocs(t, c.Resources))
+	}
+}
+
+func countDocs(t *testing.T, y string) int {
+	docs, err := manifest.Split("resources.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(docs)
+}
+
+func checkLoadError(t *testing.T, c *confCase, msg string) {
+	t.Helper()
+	if c.Expect.ExitCode != exitInvalid {
+		t.Fatalf("unexpected load error: %s", msg)
+	}
+	if len(c.Expect.Errors) == 0 {
+		t.Fatal("case expects exit code 2 but names no error substrings")
+	}
+	for _, want := range c.Expect.Errors {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error output lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func checkWarnings(t *testing.T, c *confCase, got string) {
+	t.Helper()
+	for _, want := range c.Expect.Warnings {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+}
+
+func resourceKey(r report.ResourceRef) string {
+	if r.Namespace != "" {
+		return r.Kind + "/" + r.Namespace + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Name
+}
+
+// checkReport compares results as a set keyed by (resource, policy, rule).
+func checkReport(t *testing.T, c *confCase, rep *report.Report) {
+	t.Helper()
+	key := func(res, pol, rule string) string { return res + " " + pol + " " + rule }
+	got := map[string]report.Result{}
+	for _, r := range rep.Results {
+		k := key(resourceKey(r.Resources[0]), r.Policy, r.Rule)
+		if _, dup := got[k]; dup {
+			t.Errorf("two results for %s", k)
+		}
+		got[k] = r
+	}
+	var want report.Summary
+	for _, w := range c.Expect.Results {
+		k := key(w.Resource, w.Policy, w.Rule)
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("missing result %s (want %s)", k, w.Result)
+			continue
+		}
+		delete(got, k)
+		if g.Result != w.Result {
+			t.Errorf("%s: result %s, want %s (message %q)", k, g.Result, w.Result, g.Message)
+		}
+		if w.Message != "" && g.Message != w.Message {
+			t.Errorf("%s: message\n  %q\nwant\n  %q", k, g.Message, w.Message)
+		}
+		if w.MessageContains != "" && !strings.Contains(g.Message, w.MessageContains) {
+			t.Errorf("%s: message %q lacks %q", k, g.Message, w.MessageContains)
+		}
+		if w.Images != nil {
+			if diff := cmp.Diff(w.Images, g.Images); diff != "" {
+				t.Errorf("%s: images (-want +got):\n%s", k, diff)
+			}
+		}
+		switch w.Result {
+		case "pass":
+			want.Pass++
+		case "fail":
+			want.Fail++
+		case "warn":
+			want.Warn++
+		case "error":
+			want.Error++
+		case "skip":
+			want.Skip++
+		}
+	}
+	for k, g := range got {
+		t.Errorf("unexpected result %s: %s %q", k, g.Result, g.Message)
+	}
+	if len(got) == 0 && rep.Summary != want {
+		t.Errorf("summary %+v, want %+v", rep.Summary, want)
+	}
+}
+
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open("../../docs/apply-output.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("apply-output.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("apply-output.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
