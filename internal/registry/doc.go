@@ -1,0 +1,27 @@
+// Package registry owns every conversation vouch has with an OCI registry.
+//
+// A Client wraps go-containerregistry (ggcr) with the limits an admission controller needs
+// when the registry may be slow, broken or hostile (DESIGN §6, landscape §4.2–4.4):
+//
+//   - One http.RoundTripper carries all traffic — vouch's own calls and those of the cosign and
+//     notation libraries, which receive it through RemoteOptions or Transport. It caps every
+//     response body by the kind of request (manifest, blob, everything else), by Content-Length
+//     before reading and while streaming, so a registry that claims or serves gigabytes costs
+//     kilobytes; it verifies manifest and blob bodies against the digest they were asked for
+//     (or, for a manifest fetched by tag, the Docker-Content-Digest the registry announced); it
+//     ends redirect chains after MaxRedirects hops; it removes the credentials it just sent from
+//     error bodies before anyone can print them; and it counts requests (Counter).
+//   - Resolve, Manifest, Blob and Referrers are the engine's calls: tag or digest to descriptor
+//     (HEAD first, verified GET as fallback), capped and verified manifests and blobs, and OCI 1.1
+//     referrers with ggcr's fallback to the "sha256-<hex>" tag schema, limited to MaxReferrers
+//     descriptors as Kyverno does (spec §3.11, §4).
+//   - Credentials come from an authn.Keychain (Kyverno's pull secrets and provider helpers are
+//     turned into one by the caller, spec §7); Insecure is Kyverno's allowInsecureRegistry.
+//     Loopback and RFC 1918 registries are spoken to over plain HTTP without it, as ggcr does.
+//   - Failures are *Error values with a stable Code (auth, not-found, unavailable, timeout,
+//     too-large, invalid) so the engine can tell "the image failed" from "vouch could not decide";
+//     Classify gives the same codes for errors returned by other libraries' ggcr calls.
+//
+// Every call honours its context; the caller gives each one a deadline inside the admission
+// budget. The package knows nothing about policies, signatures or Kubernetes.
+package registry

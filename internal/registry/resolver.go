@@ -1,0 +1,57 @@
+package registry
+
+import (
+	"context"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/vouchproject/vouch/internal/imageref"
+)
+
+// Pair routes calls to a secure or an insecure Client according to a policy entry's
+// imageRegistryCredentials.allowInsecureRegistry. It resolves vouch image references.
+type Pair struct {
+	Secure, Insecure *Client
+}
+
+// NewPair builds the two clients from one set of options (Insecure is set per client).
+func NewPair(opts Options) (*Pair, error) {
+	opts.Insecure = false
+	secure, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	opts.Insecure = true
+	insecure, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Pair{Secure: secure, Insecure: insecure}, nil
+}
+
+// Client returns the client for the insecure setting.
+func (p *Pair) Client(insecure bool) *Client {
+	if insecure {
+		return p.Insecure
+	}
+	return p.Secure
+}
+
+// Resolve returns the digest the reference resolves to ("sha256:<hex>").
+func (p *Pair) Resolve(ctx context.Context, ref imageref.Ref, insecure bool) (string, error) {
+	c := p.Client(insecure)
+	r, err := ref.Reference(c.NameOptions()...)
+	if err != nil {
+		return "", &Error{Code: CodeInvalid, Op: "resolve", Ref: ref.String(), Err: err}
+	}
+	desc, err := c.Resolve(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest.String(), nil
+}
+
+// RemoteOptions returns the go-containerregistry options of the client for the setting.
+func (p *Pair) RemoteOptions(ctx context.Context, insecure bool) []remote.Option {
+	return p.Client(insecure).RemoteOptions(ctx)
+}

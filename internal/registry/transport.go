@@ -1,0 +1,247 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+const (
+	// smallBodyLimit caps the bodies of pings, token responses, tag lists and anything else that
+	// is neither a manifest nor a blob.
+	smallBodyLimit = 1 << 20
+	// errorBodyLimit is how much of a 4xx/5xx body is kept; ggcr reads at most 64 KiB of it
+	// (and of a token response).
+	errorBodyLimit = 64 << 10
+	// minSecretLen is the shortest credential fragment scrubbed from error bodies; shorter
+	// fragments would mangle unrelated text.
+	minSecretLen = 4
+	// maxChain bounds the walk up a redirect chain even if another client built a longer one.
+	maxChain = 64
+)
+
+// roundTripper is the Client's transport: it sits under ggcr's auth, retry and user-agent layers
+// and above the network, so it sees every request, every hop of every redirect and every retry.
+type roundTripper struct {
+	base          http.RoundTripper
+	manifestLimit int64
+	blobLimit     int64
+	maxRedirects  int
+	metrics       *Counter
+}
+
+var _ http.RoundTripper = (*roundTripper)(nil)
+
+// RoundTrip sends req and returns a response whose body is capped, verified and scrubbed.
+func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	origin, hops := redirectOrigin(req)
+	kind := kindOf(origin.Method, origin.URL)
+	if hops > t.maxRedirects {
+		return nil, &Error{Code: CodeUnavailable, Err: fmt.Errorf("stopped after %d redirects from %s", t.maxRedirects, safeURL(origin.URL))}
+	}
+	ctx := req.Context()
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		t.metrics.add(RequestKey{Host: req.URL.Host, Method: req.Method, Kind: kind})
+		if ctx.Err() != nil {
+			return nil, &Error{Code: CodeTimeout, Err: err}
+		}
+		return nil, err
+	}
+	t.metrics.add(RequestKey{Host: req.URL.Host, Method: req.Method, Kind: kind, Status: resp.StatusCode})
+
+	switch {
+	case resp.StatusCode >= 400 || (kind == KindToken && req.Method != http.MethodHead):
+		return scrubBody(ctx, req, resp)
+	case req.Method == http.MethodHead:
+		return resp, nil // no body; Content-Length describes the entity, not this response
+	}
+	limit := t.limitFor(kind)
+	what := fmt.Sprintf("%s response from %s", kind, safeURL(origin.URL))
+	if resp.ContentLength > limit {
+		resp.Body.Close()
+		return nil, tooLarge(what, limit, fmt.Sprintf(" (Content-Length %d)", resp.ContentLength))
+	}
+	b := &cappedBody{rc: resp.Body, ctx: ctx, limit: limit, what: what}
+	if resp.StatusCode == http.StatusOK && req.Method == http.MethodGet {
+		b.want, b.hash = expectedDigest(kind, origin.URL, resp.Header)
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+func (t *roundTripper) limitFor(k Kind) int64 {
+	switch k {
+	case KindManifest, KindReferrers:
+		return t.manifestLimit
+	case KindBlob:
+		return t.blobLimit
+	}
+	return smallBodyLimit
+}
+
+// redirectOrigin returns the first request of req's redirect chain and the number of hops since
+// it. net/http links a redirected request to the response that caused it (req.Response), whose
+// Request is the previous hop.
+func redirectOrigin(req *http.Request) (*http.Request, int) {
+	origin, hops := req, 0
+	for origin.Response != nil && origin.Response.Request != nil && hops < maxChain {
+		origin = origin.Response.Request
+		hops++
+	}
+	return origin, hops
+}
+
+// safeURL prints a URL without userinfo and query (pre-signed storage URLs carry credentials in
+// their query).
+func safeURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// expectedDigest returns the digest a manifest or blob body must hash to: the digest in the URL
+// when the request named one, else (a manifest fetched by tag) the Docker-Content-Digest the
+// registry announced. Schema 1 manifests are exempt: their digest covers a payload without
+// signatures, and ggcr handles them itself.
+func expectedDigest(k Kind, u *url.URL, h http.Header) (v1.Hash, hash.Hash) {
+	if k != KindManifest && k != KindBlob {
+		return v1.Hash{}, nil
+	}
+	if mt := types.MediaType(h.Get("Content-Type")); mt == types.DockerManifestSchema1 || mt == types.DockerManifestSchema1Signed {
+		return v1.Hash{}, nil
+	}
+	want, err := v1.NewHash(path.Base(u.Path))
+	if err != nil {
+		if k != KindManifest {
+			return v1.Hash{}, nil
+		}
+		if want, err = v1.NewHash(h.Get("Docker-Content-Digest")); err != nil {
+			return v1.Hash{}, nil
+		}
+	}
+	hasher, err := v1.Hasher(want.Algorithm)
+	if err != nil {
+		return v1.Hash{}, nil
+	}
+	return want, hasher
+}
+
+// cappedBody fails a read that would pass limit bytes, verifies the digest at EOF when asked
+// to, and reports a read cut short by the context as a timeout.
+type cappedBody struct {
+	rc    io.ReadCloser
+	ctx   context.Context
+	limit int64
+	what  string
+	n     int64
+	want  v1.Hash
+	hash  hash.Hash // nil: no verification
+	err   error     // sticky
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	if over := b.n + int64(n) - b.limit; over > 0 {
+		n -= int(over)
+		b.err = tooLarge(b.what, b.limit, "")
+		return n, b.err
+	}
+	b.n += int64(n)
+	if b.hash != nil {
+		b.hash.Write(p[:n])
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		if b.hash != nil {
+			if got := hex.EncodeToString(b.hash.Sum(nil)); got != b.want.Hex {
+				b.err = &Error{Code: CodeInvalid, Err: fmt.Errorf("%s does not match its digest: want %s, got %s:%s", b.what, b.want, b.want.Algorithm, got)}
+				return n, b.err
+			}
+		}
+		b.err = io.EOF
+	case err != nil && b.ctx.Err() != nil:
+		b.err = &Error{Code: CodeTimeout, Err: fmt.Errorf("reading %s: %w", b.what, b.ctx.Err())}
+	case err != nil:
+		b.err = err
+	}
+	return n, b.err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// scrubBody buffers a small body — an error response (at most errorBodyLimit bytes kept) or a
+// token response (at most smallBodyLimit, more is too large) — and removes from it the
+// credentials req carried: a registry or token server that echoes the Authorization header (or
+// the password in it) must not get it printed in an error message, which ggcr builds from these
+// bodies.
+func scrubBody(ctx context.Context, req *http.Request, resp *http.Response) (*http.Response, error) {
+	limit := int64(errorBodyLimit)
+	if resp.StatusCode < 400 {
+		limit = smallBodyLimit
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	resp.Body.Close()
+	if err != nil && ctx.Err() != nil {
+		return nil, &Error{Code: CodeTimeout, Status: resp.StatusCode, Err: fmt.Errorf("reading response from %s: %w", safeURL(req.URL), ctx.Err())}
+	}
+	if int64(len(body)) > limit {
+		if resp.StatusCode < 400 {
+			return nil, tooLarge(fmt.Sprintf("token response from %s", safeURL(req.URL)), limit, "")
+		}
+		body = body[:limit]
+	}
+	for _, s := range secretsOf(req.Header) {
+		body = bytes.ReplaceAll(body, []byte(s), []byte("REDACTED"))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// secretsOf returns the credential fragments of an Authorization header in the forms a server
+// might echo them: the whole credential, and for Basic the decoded "user:password" and the
+// password, each also URL- and JSON-escaped.
+func secretsOf(h http.Header) []string {
+	var raw []string
+	for _, v := range h.Values("Authorization") {
+		scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
+		if !ok {
+			raw = append(raw, v)
+			continue
+		}
+		raw = append(raw, cred)
+		if strings.EqualFold(scheme, "basic") {
+			if dec, err := base64.StdEncoding.DecodeString(cred); err == nil {
+				raw = append(raw, string(dec))
+				if _, pass, ok := strings.Cut(string(dec), ":"); ok {
+					raw = append(raw, pass)
+				}
+			}
+		}
+	}
+	var out []string
+	for _, s := range raw {
+		if len(s) < minSecretLen {
+			continue
+		}
+		j, _ := json.Marshal(s)
+		out = append(out, s, url.QueryEscape(s), string(j[1:len(j)-1]))
+	}
+	return out
+}
