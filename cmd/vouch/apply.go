@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -15,6 +16,7 @@ import (
 	"github.com/vouchproject/vouch/internal/engine"
 	"github.com/vouchproject/vouch/internal/manifest"
 	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/report"
 )
 
@@ -23,6 +25,7 @@ type applyOptions struct {
 	output          string
 	namespaceLabels []string
 	operation       string
+	timeout         time.Duration
 }
 
 func applyCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -46,6 +49,7 @@ Exit status: 0 when no result is fail or error, 1 otherwise, 2 for bad usage or 
 	f.StringArrayVar(&o.namespaceLabels, "namespace-labels", nil,
 		"labels of a namespace for namespaceSelector, as NAMESPACE:key=value[,key=value] (repeatable); Namespace objects among the resources also provide labels")
 	f.StringVar(&o.operation, "operation", "CREATE", "admission operation to evaluate: CREATE, UPDATE, DELETE or CONNECT")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time budget for evaluating one resource (registry calls included)")
 	return cmd
 }
 
@@ -87,14 +91,19 @@ func (o *applyOptions) run(ctx context.Context, policyPaths []string, stdout, st
 		return invalid(err)
 	}
 	warnUnknownNamespaces(set, objects, nsLabels, stderr)
-	eng, err := engine.New(engine.Options{Policies: set})
+	if o.timeout <= 0 {
+		return invalid(fmt.Errorf("apply: --timeout must be positive"))
+	}
+	eng, err := newEngine(set, registry.Options{})
 	if err != nil {
 		return err
 	}
 	rep := report.New()
 	for _, obj := range objects {
 		ns, _ := obj.Value["metadata"].(map[string]any)["namespace"].(string)
-		resp, err := eng.Evaluate(ctx, engine.Request{Object: obj.Value, Operation: op, NamespaceLabels: nsLabels[ns]})
+		rctx, cancel := context.WithTimeout(ctx, o.timeout)
+		resp, err := eng.Evaluate(rctx, engine.Request{Object: obj.Value, Operation: op, NamespaceLabels: nsLabels[ns]})
+		cancel()
 		if err != nil {
 			return fmt.Errorf("%s: %w", obj.Doc.Location(), err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/vouchproject/vouch/internal/engine"
 	"github.com/vouchproject/vouch/internal/manifest"
 	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/report"
 )
 
@@ -31,6 +32,9 @@ type confCase struct {
 	Resources       string                       `json:"resources"`
 	NamespaceLabels map[string]map[string]string `json:"namespaceLabels,omitempty"`
 	Operation       string                       `json:"operation,omitempty"`
+	Registry        *confRegistry                `json:"registry,omitempty"`
+	Keys            []string                     `json:"keys,omitempty"`
+	Images          []confImage                  `json:"images,omitempty"`
 	Expect          confExpect                   `json:"expect"`
 }
 
@@ -39,6 +43,14 @@ type confExpect struct {
 	Errors   []string     `json:"errors,omitempty"`   // substrings of the load error (exit code 2)
 	Warnings []string     `json:"warnings,omitempty"` // substrings of the warnings
 	Results  []confResult `json:"results"`
+	// Resources checks the output resources: image strings at JSON pointers and annotations.
+	Resources []confResource `json:"resources,omitempty"`
+}
+
+type confResource struct {
+	Resource    string            `json:"resource"`              // Kind/namespace/name or Kind/name
+	Images      map[string]string `json:"images,omitempty"`      // JSON pointer -> image string
+	Annotations map[string]string `json:"annotations,omitempty"` // exact values; "" means absent
 }
 
 type confResult struct {
@@ -58,6 +70,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	// Registries other than the cases' own (on 127.0.0.1, never proxied) are unreachable:
+	// every request to them goes to a proxy port that refuses connections.
+	for k, v := range map[string]string{"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "https_proxy": "", "http_proxy": "", "no_proxy": ""} {
+		os.Setenv(k, v)
 	}
 	vouchBinary = filepath.Join(dir, "vouch")
 	build := exec.Command("go", "build", "-o", vouchBinary, ".")
@@ -106,12 +123,13 @@ func TestConformance(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		c := cases[name]
+		raw := cases[name]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if c.Description == "" {
+			if raw.Description == "" {
 				t.Error("case has no description")
 			}
+			c := expandCase(t, raw, setUp(t, raw))
 			t.Run("engine", func(t *testing.T) { runEngineCase(t, c) })
 			t.Run("cli", func(t *testing.T) { runCLICase(t, c, schema) })
 		})
@@ -146,7 +164,7 @@ func runEngineCase(t *testing.T, c *confCase) {
 	for ns, l := range c.NamespaceLabels {
 		nsLabels[ns] = l
 	}
-	eng, err := engine.New(engine.Options{Policies: set})
+	eng, err := newEngine(set, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +180,7 @@ func runEngineCase(t *testing.T, c *confCase) {
 	}
 	checkWarnings(t, c, strings.Join(warnings, "\n"))
 	checkReport(t, c, rep)
+	checkResources(t, c, rep)
 	wantExit := exitOK
 	if rep.Failed() {
 		wantExit = exitFailed
@@ -222,6 +241,7 @@ func runCLICase(t *testing.T, c *confCase, schema *jsonschema.Schema) {
 		t.Fatal(err)
 	}
 	checkReport(t, c, rep)
+	checkResources(t, c, rep)
 	if n := len(rep.Resources); n != countDocs(t, c.Resources) {
 		t.Errorf("output lists %d resources, want every input resource (%d)", n, countDocs(t, c.Resources))
 	}
@@ -342,4 +362,104 @@ func compileSchema(t *testing.T) *jsonschema.Schema {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// expandCase returns a copy of the case with its placeholders expanded.
+func expandCase(t *testing.T, c *confCase, e *env) *confCase {
+	t.Helper()
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			return e.expand(t, x)
+		case []any:
+			for i := range x {
+				x[i] = walk(x[i])
+			}
+		case map[string]any:
+			out := make(map[string]any, len(x))
+			for k, val := range x {
+				out[e.expand(t, k)] = walk(val)
+			}
+			return out
+		}
+		return v
+	}
+	data, err = json.Marshal(walk(generic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &confCase{}
+	if err := json.Unmarshal(data, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkResources compares the output resources with the case's expectations.
+func checkResources(t *testing.T, c *confCase, rep *report.Report) {
+	t.Helper()
+	for _, want := range c.Expect.Resources {
+		var obj map[string]any
+		for _, r := range rep.Resources {
+			if resourceKey(refOf(r)) == want.Resource {
+				obj = r
+			}
+		}
+		if obj == nil {
+			t.Errorf("no output resource %s", want.Resource)
+			continue
+		}
+		for pointer, img := range want.Images {
+			if got := atPointer(obj, pointer); got != img {
+				t.Errorf("%s %s = %v, want %q", want.Resource, pointer, got, img)
+			}
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		ann, _ := meta["annotations"].(map[string]any)
+		for k, v := range want.Annotations {
+			got, ok := ann[k]
+			if v == "" && ok {
+				t.Errorf("%s: annotation %s = %v, want none", want.Resource, k, got)
+			} else if v != "" && got != v {
+				t.Errorf("%s: annotation %s =\n  %v\nwant\n  %s", want.Resource, k, got, v)
+			}
+		}
+	}
+}
+
+func refOf(obj map[string]any) report.ResourceRef {
+	meta, _ := obj["metadata"].(map[string]any)
+	ref := report.ResourceRef{}
+	ref.Kind, _ = obj["kind"].(string)
+	ref.Namespace, _ = meta["namespace"].(string)
+	ref.Name, _ = meta["name"].(string)
+	return ref
+}
+
+func atPointer(v any, pointer string) any {
+	for _, seg := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[seg]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(seg, &i); err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
 }

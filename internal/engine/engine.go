@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
-	"github.com/vouchproject/vouch/internal/extract"
 	"github.com/vouchproject/vouch/internal/imageref"
+	"github.com/vouchproject/vouch/internal/patch"
 	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/verify"
 )
 
 // Status is the outcome of a rule or of one image.
@@ -29,18 +28,31 @@ const (
 var severity = map[Status]int{Skip: 0, Pass: 1, Warn: 2, Error: 3, Fail: 4}
 
 // ErrNoVerifier is the cause reported for images that need a registry or a signature check
-// while the engine has no verifier configured.
+// while the engine has none configured.
 var ErrNoVerifier = errors.New("no verifier configured")
+
+// Registry resolves an image reference to the digest of its manifest. insecure is the
+// entry's imageRegistryCredentials.allowInsecureRegistry.
+type Registry interface {
+	Resolve(ctx context.Context, ref imageref.Ref, insecure bool) (string, error)
+}
 
 // Options configures an Engine.
 type Options struct {
 	Policies *policy.Set
+	// Registry resolves tags to digests; nil means images that need one are errors.
+	Registry Registry
+	// Verifiers by verification type (Cosign, SigstoreBundle, Notary); a type without a
+	// verifier makes its images errors, never passes.
+	Verifiers map[string]verify.Verifier
 }
 
 // Engine evaluates compiled policies. It holds no per-request state and is safe for
 // concurrent use.
 type Engine struct {
-	policies *policy.Set
+	policies  *policy.Set
+	registry  Registry
+	verifiers map[string]verify.Verifier
 }
 
 // New returns an engine for the given options.
@@ -48,7 +60,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Policies == nil {
 		return nil, errors.New("engine: no policies")
 	}
-	return &Engine{policies: opts.Policies}, nil
+	return &Engine{policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers}, nil
 }
 
 // Request is one object to evaluate.
@@ -62,9 +74,10 @@ type Request struct {
 
 // Response is the outcome of one evaluation.
 type Response struct {
-	Object   map[string]any // the object after mutation
-	Results  []RuleResult   // one per applicable (policy, rule)
-	Warnings []string       // admission warnings, "policy <p>.<rule>: <message>"
+	Object   map[string]any    // the object after mutation (digest pins, annotations)
+	Patches  []patch.Operation // RFC 6902 operations turning the request's object into Object
+	Results  []RuleResult      // one per applicable (policy, rule)
+	Warnings []string          // admission warnings, "policy <p>.<rule>: <message>"
 }
 
 // RuleResult is the outcome of one rule for one object.
@@ -80,6 +93,7 @@ type RuleResult struct {
 type ImageResult struct {
 	Ref     imageref.Ref
 	Written []string // the strings as written in the object (one per distinct spelling)
+	Digest  string   // the digest it resolved to and was verified and pinned at, if known
 	Status  Status   // pass, fail, error or skip
 	Message string
 }
@@ -101,6 +115,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	}
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User = req.NamespaceLabels, req.User
+	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]bool{}}
 	stopped := map[*policy.Policy]bool{}
 	for _, rule := range e.policies.Match(&mreq) {
 		if stopped[rule.Policy] {
@@ -109,7 +124,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		res, applied := e.evaluateRule(ctx, rule, &mreq, req.Object)
+		res, applied := ev.evaluateRule(ctx, rule, &mreq, req.Object)
 		if !applied {
 			continue
 		}
@@ -122,215 +137,22 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 			stopped[rule.Policy] = true
 		}
 	}
-	return resp, nil
-}
-
-type ruleEval struct {
-	RuleResult
-	warnings []string
-}
-
-// imageState tracks one distinct image through both phases of a rule.
-type imageState struct {
-	ref      imageref.Ref
-	written  []string
-	status   Status // mutation-phase record: "" (none), pass, skip, fail, error
-	message  string
-	verdict  Status // final per-image status
-	vmessage string
-}
-
-func (e *Engine) evaluateRule(ctx context.Context, rule *policy.Rule, req *policy.Request, obj map[string]any) (ruleEval, bool) {
-	out := ruleEval{RuleResult: RuleResult{Policy: rule.Policy, Rule: rule}}
-	found, err := extract.Images(obj, req.Kind, rule.Extractors)
+	annotations, err := ev.meta.Operations(req.Object)
 	if err != nil {
-		out.Status, out.Message = Error, "failed to extract images: "+err.Error()
-		return out, true
+		return nil, fmt.Errorf("engine: building annotations: %w", err)
 	}
-	images := relevantImages(rule, found)
-	if len(images) == 0 {
-		return out, false // no image this rule cares about: not applicable (spec §2.3)
-	}
-	if rule.Unsupported != "" {
-		for _, im := range images {
-			im.verdict, im.vmessage = Error, rule.Unsupported
-		}
-		return e.finish(out, rule, req, images), true
-	}
-	for _, v := range rule.Verifications {
-		for _, im := range images {
-			e.mutateImage(ctx, rule, v, im, &out)
+	resp.Patches = append(annotations, ev.pins...)
+	if len(resp.Patches) > 0 {
+		if resp.Object, err = patch.Apply(req.Object, resp.Patches); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
 		}
 	}
-	checked := e.validatePhase(rule, images)
-	if !checked && !anyRecord(images) {
-		return out, false // entries that only pin nothing and check nothing yield no response
-	}
-	return e.finish(out, rule, req, images), true
-}
-
-// relevantImages groups the extracted images that match some entry's imageReferences by
-// canonical reference, keeping first-appearance order.
-func relevantImages(rule *policy.Rule, found []extract.Image) []*imageState {
-	var out []*imageState
-	byRef := map[string]*imageState{}
-	for _, img := range found {
-		s := img.Ref.String()
-		matched := false
-		for _, v := range rule.Verifications {
-			if imageref.MatchAny(v.ImageReferences, s) {
-				matched = true
-				break
-			}
-		}
-		if !matched {
-			continue
-		}
-		st, ok := byRef[s]
-		if !ok {
-			st = &imageState{ref: img.Ref}
-			byRef[s] = st
-			out = append(out, st)
-		}
-		if !contains(st.written, img.Written) {
-			st.written = append(st.written, img.Written)
-		}
-	}
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// mutateImage is the mutation phase of one entry for one image (spec §2.6).
-func (e *Engine) mutateImage(ctx context.Context, rule *policy.Rule, v *policy.Verification, im *imageState, out *ruleEval) {
-	s := im.ref.String()
-	if v.NeedsVerification() {
-		skipMsg := fmt.Sprintf("skipping image reference image %s, policy %s ruleName %s", s, rule.Policy.Name, rule.Name)
-		switch {
-		case !imageref.MatchAny(v.ImageReferences, s):
-			// Not this entry's image. Kyverno records "skip" here, which then satisfies
-			// another entry's required; vouch records nothing (docs/COMPATIBILITY.md).
-		case imageref.MatchAny(v.SkipImageReferences, s):
-			im.record(Skip, skipMsg)
-			out.warnings = append(out.warnings, warning(rule, skipMsg))
-		default:
-			im.record(Error, ErrNoVerifier.Error())
-		}
-	}
-	if v.MutateDigest && !im.ref.HasDigest() && im.status != Error && im.status != Fail {
-		// Pinning needs the digest from the registry.
-		im.record(Error, ErrNoVerifier.Error())
-	}
-}
-
-// record keeps the worst mutation-phase outcome of an image across entries.
-func (im *imageState) record(s Status, msg string) {
-	if im.status == "" || severity[s] > severity[im.status] {
-		im.status, im.message = s, msg
-	}
-}
-
-func anyRecord(images []*imageState) bool {
-	for _, im := range images {
-		if im.status != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// validatePhase applies required and verifyDigest (spec §2.9) from this evaluation's own
-// records. Images whose mutation phase already failed or errored keep that cause. It reports
-// whether any check ran.
-func (e *Engine) validatePhase(rule *policy.Rule, images []*imageState) bool {
-	checked := false
-	for _, im := range images {
-		im.verdict, im.vmessage = im.status, im.message
-		if im.status == Error || im.status == Fail {
-			continue
-		}
-		s := im.ref.String()
-		for _, v := range rule.Verifications {
-			if !imageref.MatchAny(v.ImageReferences, s) {
-				continue
-			}
-			checked = checked || v.VerifyDigest || v.Required
-			if v.VerifyDigest && !im.ref.HasDigest() {
-				im.verdict, im.vmessage = Fail, "missing digest for "+s
-				break
-			}
-			if v.Required && im.status != Pass && im.status != Skip {
-				im.verdict, im.vmessage = Fail, "unverified image "+s
-				break
-			}
-			if im.verdict == "" {
-				im.verdict = Pass
-				if v.Required || v.VerifyDigest {
-					im.vmessage = "image verified"
-				}
-			}
-		}
-		if im.verdict == "" {
-			im.verdict, im.vmessage = Pass, "image verified"
-		}
-	}
-	return checked
+	return resp, nil
 }
 
 // warning formats an admission warning as Kyverno does (spec §8.3), with the bare policy name.
 func warning(rule *policy.Rule, msg string) string {
 	return fmt.Sprintf("policy %s.%s: %s", rule.Policy.Name, rule.Name, msg)
-}
-
-// finish aggregates per-image outcomes into the rule result. A failure under an Audit action
-// becomes warn image by image, before aggregation, so that it never hides an error.
-func (e *Engine) finish(out ruleEval, rule *policy.Rule, req *policy.Request, images []*imageState) ruleEval {
-	audit := !EffectiveAction(rule, req.Namespace, req.NamespaceLabels).Enforce()
-	worst := Skip
-	var msgs []string
-	for _, im := range images {
-		out.Images = append(out.Images, ImageResult{Ref: im.ref, Written: im.written, Status: im.verdict, Message: im.vmessage})
-		verdict := im.verdict
-		if verdict == Fail && audit {
-			verdict = Warn
-		}
-		switch {
-		case severity[verdict] > severity[worst]:
-			worst, msgs = verdict, nil
-			fallthrough
-		case verdict == worst:
-			if m := im.vmessage; m != "" && !contains(msgs, m) {
-				msgs = append(msgs, m)
-			}
-		}
-	}
-	if worst == Pass {
-		var skipped []string
-		for _, im := range images {
-			if im.verdict == Skip {
-				skipped = append(skipped, im.ref.String())
-			}
-		}
-		if len(skipped) > 0 {
-			msgs = []string{"image verified, skipped images: " + strings.Join(skipped, " ")}
-		}
-	} else if worst == Skip {
-		var skipped []string
-		for _, im := range images {
-			skipped = append(skipped, im.ref.String())
-		}
-		msgs = []string{"image skipped, skipped images: " + strings.Join(skipped, " ")}
-	}
-	sort.Strings(msgs)
-	out.Status, out.Message = worst, strings.Join(msgs, "; ")
-	return out
 }
 
 // EffectiveAction is the failure action of a rule for a namespace (spec §2.12): an entry-level

@@ -88,7 +88,7 @@ func TestEvaluate(t *testing.T) {
 			[]result{{Error, "no verifier configured", map[string]Status{"ghcr.io/a/b:1": Error}}}},
 		{"digest pinning needs a registry", policyYAML(enforce, `    - imageReferences: ["*"]
 `), []string{"nginx"},
-			[]result{{Error, "no verifier configured", map[string]Status{"docker.io/nginx:latest": Error}}}},
+			[]result{{Error, "failed to update digest: failed to fetch image reference: docker.io/nginx:latest, error: no verifier configured", map[string]Status{"docker.io/nginx:latest": Error}}}},
 		{"digest present needs nothing", policyYAML(enforce, `    - imageReferences: ["*"]
       required: false
 `), []string{"nginx@" + digest},

@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/vouchproject/vouch/internal/extract"
+	"github.com/vouchproject/vouch/internal/imageref"
+	"github.com/vouchproject/vouch/internal/patch"
+	"github.com/vouchproject/vouch/internal/policy"
+)
+
+type ruleEval struct {
+	RuleResult
+	warnings []string
+}
+
+// evaluateRule runs both phases of one rule. It reports false when the rule does not apply:
+// none of the object's images is referenced by its entries, or nothing is checked.
+func (ev *evaluation) evaluateRule(ctx context.Context, rule *policy.Rule, req *policy.Request, obj map[string]any) (ruleEval, bool) {
+	out := ruleEval{RuleResult: RuleResult{Policy: rule.Policy, Rule: rule}}
+	found, err := extract.Images(obj, req.Kind, rule.Extractors)
+	if err != nil {
+		out.Status, out.Message = Error, "failed to extract images: "+err.Error()
+		return out, true
+	}
+	images := relevantImages(rule, found)
+	if len(images) == 0 {
+		return out, false // no image this rule cares about: not applicable (spec §2.3)
+	}
+	if rule.Unsupported != "" {
+		for _, im := range images {
+			im.verdict, im.vmessage = Error, rule.Unsupported
+		}
+		return finish(out, rule, req, images), true
+	}
+	for _, v := range rule.Verifications {
+		for _, im := range images {
+			ev.mutateImage(ctx, rule, v, im, &out)
+		}
+	}
+	for _, im := range images {
+		if im.record != "" {
+			ev.meta.Record(rule.Policy.ScopeKey(), rule.Name, im.key(), im.record)
+		}
+	}
+	checked := validatePhase(rule, images)
+	if !checked && !anyResponse(images) {
+		return out, false // entries that pin nothing and check nothing yield no response
+	}
+	return finish(out, rule, req, images), true
+}
+
+// relevantImages groups the extracted images that match some entry's imageReferences by
+// canonical reference, keeping first-appearance order.
+func relevantImages(rule *policy.Rule, found []extract.Image) []*imageState {
+	var out []*imageState
+	byRef := map[string]*imageState{}
+	for _, img := range found {
+		s := img.Ref.String()
+		matched := false
+		for _, v := range rule.Verifications {
+			if imageref.MatchAny(v.ImageReferences, s) {
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			continue
+		}
+		st, ok := byRef[s]
+		if !ok {
+			st = &imageState{ref: img.Ref}
+			byRef[s] = st
+			out = append(out, st)
+		}
+		if !contains(st.written, img.Written) {
+			st.written = append(st.written, img.Written)
+		}
+		st.pointers = append(st.pointers, img.Pointer)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func anyResponse(images []*imageState) bool {
+	for _, im := range images {
+		if im.response != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// validatePhase applies required and verifyDigest (spec §2.9) from this evaluation's own
+// records, never from annotations the object arrived with. Images whose mutation phase
+// already failed or errored keep that cause. It reports whether any check ran.
+func validatePhase(rule *policy.Rule, images []*imageState) bool {
+	checked := false
+	for _, im := range images {
+		im.verdict, im.vmessage = im.response, im.message
+		if im.response == Error || im.response == Fail {
+			continue
+		}
+		s := im.ref.String()
+		for _, v := range rule.Verifications {
+			if !imageref.MatchAny(v.ImageReferences, s) {
+				continue
+			}
+			checked = checked || v.VerifyDigest || v.Required
+			if v.VerifyDigest && !im.hasDigest() {
+				im.verdict, im.vmessage = Fail, "missing digest for "+s
+				break
+			}
+			if v.Required && im.record != patch.Pass && im.record != patch.Skip {
+				im.verdict, im.vmessage = Fail, "unverified image "+s
+				break
+			}
+			if im.verdict == "" {
+				im.verdict = Pass
+				if v.Required || v.VerifyDigest {
+					im.vmessage = "image verified"
+				}
+			}
+		}
+		if im.verdict == "" {
+			im.verdict, im.vmessage = Pass, "image verified"
+		}
+	}
+	return checked
+}
+
+// finish aggregates per-image outcomes into the rule result. A failure under an Audit action
+// becomes warn image by image, before aggregation, so that it never hides an error.
+func finish(out ruleEval, rule *policy.Rule, req *policy.Request, images []*imageState) ruleEval {
+	audit := !EffectiveAction(rule, req.Namespace, req.NamespaceLabels).Enforce()
+	worst := Skip
+	var msgs []string
+	for _, im := range images {
+		out.Images = append(out.Images, ImageResult{Ref: im.ref, Written: im.written, Digest: im.digest, Status: im.verdict, Message: im.vmessage})
+		verdict := im.verdict
+		if verdict == Fail && audit {
+			verdict = Warn
+		}
+		switch {
+		case severity[verdict] > severity[worst]:
+			worst, msgs = verdict, nil
+			fallthrough
+		case verdict == worst:
+			if m := im.vmessage; m != "" && !contains(msgs, m) {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	var skipped []string
+	for _, im := range images {
+		if im.verdict == Skip {
+			skipped = append(skipped, im.ref.String())
+		}
+	}
+	switch {
+	case worst == Pass && len(skipped) > 0:
+		msgs = []string{"image verified, skipped images: " + strings.Join(skipped, " ")}
+	case worst == Skip:
+		msgs = []string{"image skipped, skipped images: " + strings.Join(skipped, " ")}
+	}
+	sort.Strings(msgs)
+	out.Status, out.Message = worst, strings.Join(msgs, "; ")
+	return out
+}
