@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
 	"github.com/vouchproject/vouch/internal/extract"
+	"github.com/vouchproject/vouch/internal/verify"
 )
 
 // Compile validates a decoded policy and compiles it. The returned error lists every problem
@@ -134,16 +135,20 @@ func compileVerification(iv *v1.ImageVerification, index int, path *field.Path) 
 		Type:                cp.GetType(),
 		ImageReferences:     cp.ImageReferences,
 		SkipImageReferences: cp.SkipImageReferences,
-		Annotations:         cp.Annotations,
-		Repository:          cp.Repository,
-		CosignOCI11:         cp.CosignOCI11,
-		MutateDigest:        cp.GetMutateDigest(),
-		VerifyDigest:        cp.GetVerifyDigest(),
-		Required:            cp.GetRequired(),
-		UseCache:            cp.GetUseCache(),
-		FailureAction:       cp.FailureAction,
-		Credentials:         cp.ImageRegistryCredentials,
-		Validate:            cp.Validation,
+		Entry: verify.Entry{
+			Type:        string(cp.GetType()),
+			Repository:  cp.Repository,
+			Annotations: cp.Annotations,
+			CosignOCI11: cp.CosignOCI11,
+			Insecure:    cp.ImageRegistryCredentials != nil && cp.ImageRegistryCredentials.AllowInsecureRegistry,
+		},
+		MutateDigest:  cp.GetMutateDigest(),
+		VerifyDigest:  cp.GetVerifyDigest(),
+		Required:      cp.GetRequired(),
+		UseCache:      cp.GetUseCache(),
+		FailureAction: cp.FailureAction,
+		Credentials:   cp.ImageRegistryCredentials,
+		Validate:      cp.Validation,
 	}
 	var errs field.ErrorList
 	for i := range cp.Attestors {
@@ -166,35 +171,30 @@ func compileVerification(iv *v1.ImageVerification, index int, path *field.Path) 
 }
 
 // compileAttestorSet compiles a set; expand splits multi-key PEM entries into one entry per
-// key (spec §3.4; Kyverno does this for signature attestors only).
-func compileAttestorSet(as *v1.AttestorSet, msgPath string, path *field.Path, expand bool) (*AttestorSet, field.ErrorList) {
-	set := &AttestorSet{Path: msgPath}
+// key (spec §3.4; Kyverno does this for signature attestors only). msgPath is Kyverno's
+// message path of the set, e.g. ".attestors[0]" or ".attestors[0].entries[1].attestor".
+func compileAttestorSet(as *v1.AttestorSet, msgPath string, path *field.Path, expand bool) (*verify.AttestorSet, field.ErrorList) {
+	set := &verify.AttestorSet{Path: msgPath}
 	var errs field.ErrorList
-	k := 0
 	for i := range as.Entries {
-		e := &as.Entries[i]
-		ep := path.Child("entries").Index(i)
-		a, aerrs := compileAttestor(e, ep, expand)
+		k := len(set.Entries)
+		a, aerrs := compileAttestor(&as.Entries[i], fmt.Sprintf("%s.entries[%d]", msgPath, k), path.Child("entries").Index(i), expand)
 		errs = append(errs, aerrs...)
 		if a == nil {
 			continue
 		}
-		variants := []*Attestor{a}
+		variants := []*verify.Attestor{a}
 		if expand && len(a.Keys) > 1 {
 			variants = variants[:0]
 			for _, key := range a.Keys {
 				cp := *a
-				cp.Keys = []PublicKey{key}
+				cp.Keys = []verify.PublicKey{key}
 				variants = append(variants, &cp)
 			}
 		}
 		for _, va := range variants {
-			va.Path = fmt.Sprintf("%s.entries[%d]%s", msgPath, k, kindSuffix(va.Kind))
-			if va.Nested != nil {
-				va.Path = fmt.Sprintf("%s.entries[%d].attestor", msgPath, k)
-			}
+			va.Path = fmt.Sprintf("%s.entries[%d]%s", msgPath, len(set.Entries), kindSuffix(va.Kind))
 			set.Entries = append(set.Entries, va)
-			k++
 		}
 	}
 	set.Required = len(set.Entries)
@@ -205,14 +205,15 @@ func compileAttestorSet(as *v1.AttestorSet, msgPath string, path *field.Path, ex
 }
 
 func kindSuffix(kind string) string {
-	if kind == "" || kind == "attestor" {
+	if kind == "" {
 		return ""
 	}
 	return "." + kind
 }
 
-func compileAttestor(e *v1.Attestor, path *field.Path, expand bool) (*Attestor, field.ErrorList) {
-	a := &Attestor{Annotations: e.Annotations, Repository: e.Repository, SignatureAlgorithm: e.GetSignatureAlgorithm()}
+// compileAttestor compiles one entry; msgPath is its Kyverno message path without the kind.
+func compileAttestor(e *v1.Attestor, msgPath string, path *field.Path, expand bool) (*verify.Attestor, field.ErrorList) {
+	a := &verify.Attestor{Annotations: e.Annotations, Repository: e.Repository, SignatureAlgorithm: e.GetSignatureAlgorithm()}
 	var errs field.ErrorList
 	bad := func(p *field.Path, err error) {
 		errs = append(errs, field.Invalid(p, field.OmitValueType{}, err.Error()))
@@ -227,7 +228,10 @@ func compileAttestor(e *v1.Attestor, path *field.Path, expand bool) (*Attestor, 
 		case err != nil:
 			bad(kp.Child("publicKeys"), err)
 		}
-		a.Keys, a.KeyRef, a.Secret = keys, ref, e.Keys.Secret
+		a.Keys, a.KeyRef = keys, ref
+		if sec := e.Keys.Secret; sec != nil {
+			a.Secret = &verify.SecretRef{Namespace: sec.Namespace, Name: sec.Name}
+		}
 		if a.KeyRef == "" && len(a.Keys) == 0 && e.Keys.KMS != "" {
 			a.KeyRef = e.Keys.KMS
 		}
@@ -249,7 +253,7 @@ func compileAttestor(e *v1.Attestor, path *field.Path, expand bool) (*Attestor, 
 	case e.Keyless != nil:
 		a.Kind = "keyless"
 		kp := path.Child("keyless")
-		k := &Keyless{Issuer: e.Keyless.Issuer, Subject: e.Keyless.Subject, AdditionalExtensions: map[string]string{}}
+		k := &verify.Keyless{Issuer: e.Keyless.Issuer, Subject: e.Keyless.Subject, AdditionalExtensions: map[string]string{}}
 		var err error
 		if k.Roots, err = parseCertificates(e.Keyless.Roots, maxCertsPerChain); err != nil {
 			bad(kp.Child("roots"), err)
@@ -263,7 +267,7 @@ func compileAttestor(e *v1.Attestor, path *field.Path, expand bool) (*Attestor, 
 		a.Rekor, a.CTLog = compileRekor(e.Keyless.Rekor, kp, bad), compileCTLog(e.Keyless.CTLog, kp, bad)
 	case e.Attestor != nil:
 		a.Kind = "attestor"
-		nested, nerrs := compileAttestorSet(e.Attestor, "", path.Child("attestor"), expand)
+		nested, nerrs := compileAttestorSet(e.Attestor, msgPath+".attestor", path.Child("attestor"), expand)
 		errs = append(errs, nerrs...)
 		a.Nested = nested
 	default:
@@ -283,11 +287,11 @@ func compileRegexp(expr string, path *field.Path, bad func(*field.Path, error)) 
 	return re
 }
 
-func compileRekor(r *v1.Rekor, parent *field.Path, bad func(*field.Path, error)) *Rekor {
+func compileRekor(r *v1.Rekor, parent *field.Path, bad func(*field.Path, error)) *verify.Rekor {
 	if r == nil {
 		return nil
 	}
-	out := &Rekor{URL: r.URL, IgnoreTlog: r.IgnoreTlog}
+	out := &verify.Rekor{URL: r.URL, IgnoreTlog: r.IgnoreTlog}
 	key, err := parseSingleKey(r.PubKey)
 	if err != nil {
 		bad(parent.Child("rekor", "pubkey"), err)
@@ -296,11 +300,11 @@ func compileRekor(r *v1.Rekor, parent *field.Path, bad func(*field.Path, error))
 	return out
 }
 
-func compileCTLog(c *v1.CTLog, parent *field.Path, bad func(*field.Path, error)) *CTLog {
+func compileCTLog(c *v1.CTLog, parent *field.Path, bad func(*field.Path, error)) *verify.CTLog {
 	if c == nil {
 		return nil
 	}
-	out := &CTLog{IgnoreSCT: c.IgnoreSCT}
+	out := &verify.CTLog{IgnoreSCT: c.IgnoreSCT}
 	key, err := parseSingleKey(c.PubKey)
 	if err != nil {
 		bad(parent.Child("ctlog", "pubkey"), err)

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/verify"
 )
 
 // Trust-material limits: bound the work a hostile or mistaken policy can cause at load.
@@ -18,16 +18,10 @@ const (
 	maxTSAChain      = 12 // Kyverno's limit for tsaCertChain (spec §3.2)
 )
 
-// PublicKey is one parsed PEM public key together with its PEM text.
-type PublicKey struct {
-	Key crypto.PublicKey
-	PEM string
-}
-
 // splitPublicKeys parses a publicKeys value. PEM text yields one PublicKey per "PUBLIC KEY"
 // block (spec §3.4: each becomes its own attestor entry). A value with Kyverno variables, a
 // k8s:// secret reference or a KMS URI is returned as a reference to resolve later.
-func splitPublicKeys(value string) (keys []PublicKey, ref string, err error) {
+func splitPublicKeys(value string) (keys []verify.PublicKey, ref string, err error) {
 	trimmed := strings.TrimSpace(value)
 	if v1.HasVariables(trimmed) {
 		return nil, trimmed, nil
@@ -55,7 +49,7 @@ func splitPublicKeys(value string) (keys []PublicKey, ref string, err error) {
 		if len(keys) == maxKeysPerField {
 			return nil, "", fmt.Errorf("more than %d keys in one field", maxKeysPerField)
 		}
-		keys = append(keys, PublicKey{Key: pub, PEM: string(pem.EncodeToMemory(block))})
+		keys = append(keys, verify.PublicKey{Key: pub, PEM: string(pem.EncodeToMemory(block))})
 	}
 	return keys, "", nil
 }
@@ -70,7 +64,7 @@ func isKeyRef(s string) bool {
 }
 
 // parseSingleKey parses a field that holds exactly one PEM public key (rekor/ctlog pubkey).
-func parseSingleKey(value string) (*PublicKey, error) {
+func parseSingleKey(value string) (*verify.PublicKey, error) {
 	if strings.TrimSpace(value) == "" || v1.HasVariables(value) {
 		return nil, nil
 	}

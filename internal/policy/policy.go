@@ -1,13 +1,12 @@
 package policy
 
 import (
-	"crypto/x509"
-	"regexp"
 	"time"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
 	"github.com/vouchproject/vouch/internal/extract"
 	"github.com/vouchproject/vouch/internal/imageref"
+	"github.com/vouchproject/vouch/internal/verify"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -79,11 +78,9 @@ type Verification struct {
 	Type                v1.ImageVerificationType
 	ImageReferences     []string
 	SkipImageReferences []string
-	Attestors           []*AttestorSet
+	Entry               verify.Entry // what verifiers need beyond attestors
+	Attestors           []*verify.AttestorSet
 	Attestations        []*Attestation
-	Annotations         map[string]string
-	Repository          string
-	CosignOCI11         bool
 	MutateDigest        bool
 	VerifyDigest        bool
 	Required            bool
@@ -99,62 +96,12 @@ func (v *Verification) NeedsVerification() bool {
 	return len(v.Attestors) > 0 || len(v.Attestations) > 0
 }
 
-// AttestorSet is a compiled attestor set: Required of Entries must verify (spec §5).
-type AttestorSet struct {
-	Path     string // Kyverno's message path, e.g. ".attestors[0]"
-	Required int
-	Entries  []*Attestor
-}
-
-// Attestor is one compiled attestor entry. Exactly one of Keys/KeyRef/Secret/KMS,
-// Certificates, Keyless or Nested is the authority.
-type Attestor struct {
-	Path               string // e.g. ".attestors[0].entries[1].keys"
-	Kind               string // "keys", "certificates", "keyless" or "attestor"
-	Keys               []PublicKey
-	KeyRef             string // k8s://, KMS URI or an unresolved variable
-	Secret             *v1.SecretReference
-	Certificate        *x509.Certificate
-	CertificateChain   []*x509.Certificate
-	Keyless            *Keyless
-	Nested             *AttestorSet
-	Rekor              *Rekor // nil: Kyverno's default (public Rekor, tlog required)
-	CTLog              *CTLog // nil: SCTs required, keys from TUF
-	Annotations        map[string]string
-	Repository         string
-	SignatureAlgorithm string
-}
-
-// Keyless is a compiled keyless identity constraint.
-type Keyless struct {
-	Issuer               string
-	IssuerRegExp         *regexp.Regexp
-	Subject              string
-	SubjectRegExp        *regexp.Regexp
-	Roots                []*x509.Certificate
-	AdditionalExtensions map[string]string // keyed by OID
-}
-
-// Rekor is compiled transparency-log configuration.
-type Rekor struct {
-	URL        string
-	PubKey     *PublicKey
-	IgnoreTlog bool
-}
-
-// CTLog is compiled SCT and timestamp-authority configuration.
-type CTLog struct {
-	IgnoreSCT    bool
-	PubKey       *PublicKey
-	TSACertChain []*x509.Certificate
-}
-
 // Attestation is one compiled attestations entry.
 type Attestation struct {
 	Path       string // e.g. ".attestations[0]"
 	Name       string
 	Type       string
-	Attestors  []*AttestorSet
+	Attestors  []*verify.AttestorSet
 	Conditions []v1.AnyAllConditions
 }
 

@@ -61,7 +61,7 @@ func TestCompileKitchenSink(t *testing.T) {
 		t.Errorf("rules (-want +got):\n%s", diff)
 	}
 	e := p.Rules[0].Verifications[0]
-	if !e.MutateDigest || !e.VerifyDigest || !e.Required || e.UseCache || !e.CosignOCI11 || e.Repository != "ghcr.io/example/signatures" {
+	if !e.MutateDigest || !e.VerifyDigest || !e.Required || e.UseCache || !e.Entry.CosignOCI11 || e.Entry.Repository != "ghcr.io/example/signatures" {
 		t.Errorf("entry flags: %+v", e)
 	}
 	set0 := e.Attestors[0]
