@@ -233,3 +233,75 @@ func countStatus0(counts map[registry.RequestKey]int) int {
 	}
 	return n
 }
+
+// TestRegistryErrorsAreUndecided: 401, 403, 429 and 5xx while fetching signatures are "could not
+// verify" (error), never "no signatures" (fail) — Kyverno reports them as failures.
+func TestRegistryErrorsAreUndecided(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			w := newWorld(t)
+			var broken atomic.Bool
+			broken.Store(true)
+			reg := fixture.StartRegistry(false, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+					if broken.Load() && strings.Contains(r.URL.Path, ".sig") {
+						http.Error(rw, `{"errors":[{"code":"DENIED"}]}`, status)
+						return
+					}
+					h.ServeHTTP(rw, r)
+				})
+			})
+			defer reg.Close()
+			ctx := context.Background()
+			d, err := reg.Push(ctx, "app:signed")
+			if err != nil {
+				t.Fatal(err)
+			}
+			broken.Store(false)
+			if err := reg.Sign(ctx, "app", d, w.k1.Private, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+			broken.Store(true)
+			e := w.engine(t, keyEntry(w.k1.PEM))
+			resp, err := e.Evaluate(ctx, Request{Object: pod(t, "default", reg.Host+"/app:signed")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := resp.Results[0]; r.Status != Error {
+				t.Errorf("status %d: got %s %q, want error", status, r.Status, r.Message)
+			}
+		})
+	}
+}
+
+// TestCosignOCI11: with cosignOCI11 the signature is found as an OCI 1.1 referrer; without it
+// the legacy tag is read and there is none.
+func TestCosignOCI11(t *testing.T) {
+	w := newWorld(t)
+	reg := fixture.StartRegistry(true, nil)
+	defer reg.Close()
+	ctx := context.Background()
+	d, err := reg.Push(ctx, "app:referrer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SignOCI11(ctx, "app", d, w.k1.Private); err != nil {
+		t.Fatal(err)
+	}
+	img := reg.Host + "/app:referrer"
+	for _, tt := range []struct {
+		entry string
+		want  Status
+	}{
+		{strings.Replace(keyEntry(w.k1.PEM), "      attestors:", "      cosignOCI11: true\n      attestors:", 1), Pass},
+		{keyEntry(w.k1.PEM), Fail},
+	} {
+		resp, err := w.engine(t, tt.entry).Evaluate(ctx, Request{Object: pod(t, "default", img)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.Results[0]; r.Status != tt.want {
+			t.Errorf("got %s %q, want %s", r.Status, r.Message, tt.want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ type SignOptions struct {
 	Repository  string            // store the signature in this repository (COSIGN_REPOSITORY)
 	Hash        crypto.Hash       // 0 means SHA-256
 	Remote      []remote.Option   // registry options (transport, auth, context)
+	OCI11       bool              // store as an OCI 1.1 referrer (cosign's experimental layout) instead of the .sig tag
 }
 
 // Sign signs the image digest with key and appends the signature to the image's signature
@@ -74,6 +75,12 @@ func Sign(ctx context.Context, digest name.Digest, key crypto.Signer, opts SignO
 	signed, err := mutate.AttachSignatureToEntity(se, sig)
 	if err != nil {
 		return err
+	}
+	if opts.OCI11 {
+		if err := ociremote.WriteSignaturesExperimentalOCI(digest, signed, ropts...); err != nil {
+			return fmt.Errorf("writing the OCI 1.1 signature of %s: %w", digest, err)
+		}
+		return nil
 	}
 	if err := ociremote.WriteSignatures(digest.Repository, signed, ropts...); err != nil {
 		return fmt.Errorf("writing the signature of %s: %w", digest, err)
