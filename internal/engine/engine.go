@@ -116,6 +116,10 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User = req.NamespaceLabels, req.User
 	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]bool{}}
+	// Mutation phase of every applicable rule first, then the validation phase, so that
+	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
+	// webhook sees the mutated object.
+	var states []*ruleState
 	stopped := map[*policy.Policy]bool{}
 	for _, rule := range e.policies.Match(&mreq) {
 		if stopped[rule.Policy] {
@@ -124,17 +128,31 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		res, applied := ev.evaluateRule(ctx, rule, &mreq, req.Object)
+		st := ev.mutateRule(ctx, rule, &mreq, req.Object)
+		if st == nil {
+			continue
+		}
+		states = append(states, st)
+		if rule.Policy.ApplyOne && st.applied() {
+			stopped[rule.Policy] = true
+		}
+	}
+	stopped = map[*policy.Policy]bool{}
+	for _, st := range states {
+		if stopped[st.rule.Policy] {
+			continue
+		}
+		res, applied := ev.validateRule(st, &mreq)
 		if !applied {
 			continue
 		}
+		if st.rule.Policy.ApplyOne && (res.Status == Pass || res.Status == Fail || res.Status == Warn) {
+			stopped[st.rule.Policy] = true // applyRules: One holds in the validation phase too
+		}
 		resp.Results = append(resp.Results, res.RuleResult)
 		resp.Warnings = append(resp.Warnings, res.warnings...)
-		if rule.Policy.EmitWarning && res.Status != Skip {
-			resp.Warnings = append(resp.Warnings, warning(rule, res.Message))
-		}
-		if rule.Policy.ApplyOne && (res.Status == Pass || res.Status == Fail || res.Status == Warn) {
-			stopped[rule.Policy] = true
+		if st.rule.Policy.EmitWarning && res.Status != Skip {
+			resp.Warnings = append(resp.Warnings, warning(st.rule, res.Message))
 		}
 	}
 	annotations, err := ev.meta.Operations(req.Object)

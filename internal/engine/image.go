@@ -41,8 +41,16 @@ type imageState struct {
 	vmessage string
 }
 
-// hasDigest reports whether the image carries a digest after mutation.
-func (im *imageState) hasDigest() bool { return im.ref.HasDigest() || im.pinned }
+// pinnedAnywhere reports whether some rule of the evaluation pinned the image at one of its
+// pointers (the object after mutation then carries the digest there).
+func (ev *evaluation) pinnedAnywhere(im *imageState) bool {
+	for _, p := range im.pointers {
+		if ev.pinned[p] {
+			return true
+		}
+	}
+	return false
+}
 
 // key is the image's name in the annotations: the digest form once pinned (spec §2.6 step 4).
 func (im *imageState) key() string {

@@ -16,40 +16,72 @@ type ruleEval struct {
 	warnings []string
 }
 
-// evaluateRule runs both phases of one rule. It reports false when the rule does not apply:
-// none of the object's images is referenced by its entries, or nothing is checked.
-func (ev *evaluation) evaluateRule(ctx context.Context, rule *policy.Rule, req *policy.Request, obj map[string]any) (ruleEval, bool) {
-	out := ruleEval{RuleResult: RuleResult{Policy: rule.Policy, Rule: rule}}
+// ruleState is one applicable rule between its two phases.
+type ruleState struct {
+	rule   *policy.Rule
+	out    ruleEval
+	images []*imageState
+	done   bool // decided in the mutation phase (extraction error, unsupported rule)
+}
+
+// applied reports whether the mutation phase produced a pass or fail response, which ends
+// a policy with applyRules: One (spec §2.3).
+func (st *ruleState) applied() bool {
+	if st.done {
+		return false
+	}
+	for _, im := range st.images {
+		if im.response == Pass || im.response == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// mutateRule runs the mutation phase of one rule. It returns nil when the rule does not apply:
+// none of the object's images is referenced by its entries.
+func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *policy.Request, obj map[string]any) *ruleState {
+	st := &ruleState{rule: rule, out: ruleEval{RuleResult: RuleResult{Policy: rule.Policy, Rule: rule}}}
 	found, err := extract.Images(obj, req.Kind, rule.Extractors)
 	if err != nil {
-		out.Status, out.Message = Error, "failed to extract images: "+err.Error()
-		return out, true
+		st.out.Status, st.out.Message, st.done = Error, "failed to extract images: "+err.Error(), true
+		return st
 	}
-	images := relevantImages(rule, found)
-	if len(images) == 0 {
-		return out, false // no image this rule cares about: not applicable (spec §2.3)
+	st.images = relevantImages(rule, found)
+	if len(st.images) == 0 {
+		return nil // no image this rule cares about: not applicable (spec §2.3)
 	}
 	if rule.Unsupported != "" {
-		for _, im := range images {
+		for _, im := range st.images {
 			im.verdict, im.vmessage = Error, rule.Unsupported
 		}
-		return finish(out, rule, req, images), true
+		st.out, st.done = finish(st.out, rule, req, st.images), true
+		return st
 	}
 	for _, v := range rule.Verifications {
-		for _, im := range images {
-			ev.mutateImage(ctx, rule, v, im, &out)
+		for _, im := range st.images {
+			ev.mutateImage(ctx, rule, v, im, &st.out)
 		}
 	}
-	for _, im := range images {
+	for _, im := range st.images {
 		if im.record != "" {
 			ev.meta.Record(rule.Policy.ScopeKey(), rule.Name, im.key(), im.record)
 		}
 	}
-	checked := validatePhase(rule, images)
-	if !checked && !anyResponse(images) {
-		return out, false // entries that pin nothing and check nothing yield no response
+	return st
+}
+
+// validateRule runs the validation phase of a rule and aggregates its result. It reports
+// false when entries that pin nothing and check nothing yield no response.
+func (ev *evaluation) validateRule(st *ruleState, req *policy.Request) (ruleEval, bool) {
+	if st.done {
+		return st.out, true
 	}
-	return finish(out, rule, req, images), true
+	checked := validatePhase(st.rule, st.images, ev.pinnedAnywhere)
+	if !checked && !anyResponse(st.images) {
+		return st.out, false
+	}
+	return finish(st.out, st.rule, req, st.images), true
 }
 
 // relevantImages groups the extracted images that match some entry's imageReferences by
@@ -104,7 +136,7 @@ func anyResponse(images []*imageState) bool {
 // validatePhase applies required and verifyDigest (spec §2.9) from this evaluation's own
 // records, never from annotations the object arrived with. Images whose mutation phase
 // already failed or errored keep that cause. It reports whether any check ran.
-func validatePhase(rule *policy.Rule, images []*imageState) bool {
+func validatePhase(rule *policy.Rule, images []*imageState, pinned func(*imageState) bool) bool {
 	checked := false
 	for _, im := range images {
 		im.verdict, im.vmessage = im.response, im.message
@@ -117,7 +149,7 @@ func validatePhase(rule *policy.Rule, images []*imageState) bool {
 				continue
 			}
 			checked = checked || v.VerifyDigest || v.Required
-			if v.VerifyDigest && !im.hasDigest() {
+			if v.VerifyDigest && !im.ref.HasDigest() && !pinned(im) {
 				im.verdict, im.vmessage = Fail, "missing digest for "+s
 				break
 			}

@@ -305,3 +305,37 @@ func TestCosignOCI11(t *testing.T) {
 		}
 	}
 }
+
+// TestPinSatisfiesAnotherRulesVerifyDigest: the validation phase sees the object after every
+// rule's mutation, as Kyverno's validating webhook does: a digest pinned by one policy
+// satisfies another policy's verifyDigest, whatever their order.
+func TestPinSatisfiesAnotherRulesVerifyDigest(t *testing.T) {
+	w := newWorld(t)
+	digestOnly := `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: a-digest}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: d
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    verifyImages: [{imageReferences: ["*"], mutateDigest: false, required: false}]
+---
+`
+	e := w.engine(t, keyEntry(w.k1.PEM))
+	docs := digestOnly + policyYAML("  validationFailureAction: Enforce\n", keyEntry(w.k1.PEM))
+	withBoth := newEngine(t, docs)
+	withBoth.registry, withBoth.verifiers = e.registry, e.verifiers
+	resp, err := withBoth.Evaluate(context.Background(), Request{Object: pod(t, "default", w.reg.Host+"/app:signed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Results) != 2 {
+		t.Fatalf("results = %+v", resp.Results)
+	}
+	for _, r := range resp.Results {
+		if r.Status != Pass {
+			t.Errorf("%s/%s: %s %q, want pass", r.Policy.Name, r.Rule.Name, r.Status, r.Message)
+		}
+	}
+}
