@@ -115,7 +115,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	}
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User = req.NamespaceLabels, req.User
-	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]bool{}}
+	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}}
 	// Mutation phase of every applicable rule first, then the validation phase, so that
 	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
 	// webhook sees the mutated object.

@@ -19,7 +19,7 @@ type evaluation struct {
 	subjects map[string]*subjectState
 	meta     patch.Metadata
 	pins     []patch.Operation
-	pinned   map[string]bool // JSON pointers already pinned
+	pinned   map[string]string // JSON pointer -> digest pinned there
 }
 
 type subjectState struct {
@@ -39,17 +39,26 @@ type imageState struct {
 	record   string // verification record for the annotations and required: "", pass, skip, fail
 	verdict  Status // final status
 	vmessage string
+	vname    string // name in the validation phase (after every pin of the evaluation)
 }
 
-// pinnedAnywhere reports whether some rule of the evaluation pinned the image at one of its
-// pointers (the object after mutation then carries the digest there).
-func (ev *evaluation) pinnedAnywhere(im *imageState) bool {
+// name is the image's name in the rule's final messages.
+func (im *imageState) name() string {
+	if im.vname != "" {
+		return im.vname
+	}
+	return im.ref.String()
+}
+
+// mutatedName is the image's canonical name in the object after mutation: the digest form
+// when some rule of the evaluation pinned it (spec §2.9 runs on the mutated object).
+func (ev *evaluation) mutatedName(im *imageState) string {
 	for _, p := range im.pointers {
-		if ev.pinned[p] {
-			return true
+		if d := ev.pinned[p]; d != "" {
+			return im.ref.Repository() + "@" + d
 		}
 	}
-	return false
+	return im.ref.String()
 }
 
 // key is the image's name in the annotations: the digest form once pinned (spec §2.6 step 4).
@@ -86,6 +95,7 @@ func (ev *evaluation) mutateImage(ctx context.Context, rule *policy.Rule, v *pol
 			// Not this entry's image. Kyverno records "skip" here, which then satisfies
 			// another entry's required; vouch records nothing (docs/COMPATIBILITY.md).
 		case imageref.MatchAny(v.SkipImageReferences, s):
+			ev.meta.RecordFlat(s, patch.Skip) // Kyverno records the skip before pinning too
 			im.respond(Skip, skipMsg)
 			im.mark(Skip)
 			out.warnings = append(out.warnings, warning(rule, skipMsg))
@@ -148,8 +158,8 @@ func (ev *evaluation) pin(ctx context.Context, v *policy.Verification, im *image
 	im.digest, im.pinned = subject.Digest, true
 	pinned := im.ref.WithTag() + "@" + subject.Digest
 	for _, p := range im.pointers {
-		if !ev.pinned[p] {
-			ev.pinned[p] = true
+		if ev.pinned[p] == "" {
+			ev.pinned[p] = subject.Digest
 			ev.pins = append(ev.pins, patch.PinDigest(p, pinned))
 		}
 	}

@@ -77,7 +77,7 @@ func (ev *evaluation) validateRule(st *ruleState, req *policy.Request) (ruleEval
 	if st.done {
 		return st.out, true
 	}
-	checked := validatePhase(st.rule, st.images, ev.pinnedAnywhere)
+	checked := validatePhase(st.rule, st.images, ev.mutatedName)
 	if !checked && !anyResponse(st.images) {
 		return st.out, false
 	}
@@ -136,20 +136,21 @@ func anyResponse(images []*imageState) bool {
 // validatePhase applies required and verifyDigest (spec §2.9) from this evaluation's own
 // records, never from annotations the object arrived with. Images whose mutation phase
 // already failed or errored keep that cause. It reports whether any check ran.
-func validatePhase(rule *policy.Rule, images []*imageState, pinned func(*imageState) bool) bool {
+func validatePhase(rule *policy.Rule, images []*imageState, mutatedName func(*imageState) string) bool {
 	checked := false
 	for _, im := range images {
 		im.verdict, im.vmessage = im.response, im.message
+		im.vname = mutatedName(im)
 		if im.response == Error || im.response == Fail {
 			continue
 		}
-		s := im.ref.String()
+		s := im.vname
 		for _, v := range rule.Verifications {
-			if !imageref.MatchAny(v.ImageReferences, s) {
+			if !imageref.MatchAny(v.ImageReferences, im.ref.String()) {
 				continue
 			}
 			checked = checked || v.VerifyDigest || v.Required
-			if v.VerifyDigest && !im.ref.HasDigest() && !pinned(im) {
+			if v.VerifyDigest && !strings.Contains(s, "@") {
 				im.verdict, im.vmessage = Fail, "missing digest for "+s
 				break
 			}
@@ -196,7 +197,7 @@ func finish(out ruleEval, rule *policy.Rule, req *policy.Request, images []*imag
 	var skipped []string
 	for _, im := range images {
 		if im.verdict == Skip {
-			skipped = append(skipped, im.ref.String())
+			skipped = append(skipped, im.name())
 		}
 	}
 	switch {

@@ -73,6 +73,18 @@ func (m *Metadata) Record(policyKey, rule, image, status string) {
 	}
 }
 
+// RecordFlat notes a status in the flat map only (Kyverno's record of a skipped image before
+// its pin).
+func (m *Metadata) RecordFlat(image, status string) {
+	if m.flat == nil {
+		m.flat = map[string]string{}
+		m.scoped = map[string]map[string]map[string]string{}
+	}
+	if old, ok := m.flat[image]; !ok || rank[status] > rank[old] {
+		m.flat[image] = status
+	}
+}
+
 // Empty reports whether nothing was recorded.
 func (m *Metadata) Empty() bool { return len(m.flat) == 0 }
 
