@@ -2,10 +2,13 @@ package engine
 
 import (
 	"context"
+	"crypto"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/vouchproject/vouch/internal/fixture"
 	"github.com/vouchproject/vouch/internal/patch"
@@ -336,6 +339,34 @@ spec:
 	for _, r := range resp.Results {
 		if r.Status != Pass {
 			t.Errorf("%s/%s: %s %q, want pass", r.Policy.Name, r.Rule.Name, r.Status, r.Message)
+		}
+	}
+}
+
+// TestSignatureAlgorithm: a signature made over a SHA-512 digest verifies only with
+// signatureAlgorithm sha512.
+func TestSignatureAlgorithm(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	d, err := w.reg.Push(ctx, "app:sha512")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewDigest(w.reg.Host + "/app@" + d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cosign.Sign(ctx, ref, w.k1.Private, cosign.SignOptions{Hash: crypto.SHA512}); err != nil {
+		t.Fatal(err)
+	}
+	for alg, want := range map[string]Status{"sha512": Pass, "sha256": Fail} {
+		entry := strings.Replace(keyEntry(w.k1.PEM), "        - keys:", "        - signatureAlgorithm: "+alg+"\n          keys:", 1)
+		resp, err := w.engine(t, entry).Evaluate(ctx, Request{Object: pod(t, "default", w.reg.Host+"/app:sha512")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.Results[0]; r.Status != want {
+			t.Errorf("%s: got %s %q, want %s", alg, r.Status, r.Message, want)
 		}
 	}
 }
