@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/imageref"
 	"github.com/vouchproject/vouch/internal/patch"
 	"github.com/vouchproject/vouch/internal/policy"
@@ -45,7 +46,15 @@ type Options struct {
 	// Verifiers by verification type (Cosign, SigstoreBundle, Notary); a type without a
 	// verifier makes its images errors, never passes.
 	Verifiers map[string]verify.Verifier
+	// Cache holds verification results by digest across evaluations; nil means no cache.
+	Cache *cache.Cache
+	// Workers bounds the image verifications running at once across all evaluations; 0 means
+	// DefaultWorkers.
+	Workers int
 }
+
+// DefaultWorkers is the default size of the verification worker pool.
+const DefaultWorkers = 32
 
 // Engine evaluates compiled policies. It holds no per-request state and is safe for
 // concurrent use.
@@ -53,6 +62,8 @@ type Engine struct {
 	policies  *policy.Set
 	registry  Registry
 	verifiers map[string]verify.Verifier
+	cache     *cache.Cache
+	workers   chan struct{}
 }
 
 // New returns an engine for the given options.
@@ -60,16 +71,38 @@ func New(opts Options) (*Engine, error) {
 	if opts.Policies == nil {
 		return nil, errors.New("engine: no policies")
 	}
-	return &Engine{policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers}, nil
+	if opts.Workers < 0 {
+		return nil, errors.New("engine: Workers must not be negative")
+	}
+	if opts.Workers == 0 {
+		opts.Workers = DefaultWorkers
+	}
+	return &Engine{policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers,
+		cache: opts.Cache, workers: make(chan struct{}, opts.Workers)}, nil
 }
+
+// Policies returns the compiled policy set the engine enforces.
+func (e *Engine) Policies() *policy.Set { return e.policies }
+
+// With returns an engine for another policy set sharing this engine's registry, verifiers,
+// cache and worker pool (for swapping policies without losing warm state).
+func (e *Engine) With(policies *policy.Set) *Engine {
+	cp := *e
+	cp.policies = policies
+	return &cp
+}
+
+// User is the admission user (nil in the CLI).
+type User = policy.UserInfo
 
 // Request is one object to evaluate.
 type Request struct {
 	Object          map[string]any
 	OldObject       map[string]any
 	Operation       v1.AdmissionOperation // CREATE when empty
+	Subresource     string                // e.g. ephemeralcontainers
 	NamespaceLabels map[string]string
-	User            *policy.UserInfo
+	User            *User
 }
 
 // Response is the outcome of one evaluation.
@@ -114,7 +147,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 		return resp, nil
 	}
 	mreq := policy.RequestFor(req.Object, op)
-	mreq.NamespaceLabels, mreq.User = req.NamespaceLabels, req.User
+	mreq.NamespaceLabels, mreq.User, mreq.Subresource = req.NamespaceLabels, req.User, req.Subresource
 	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}}
 	// Mutation phase of every applicable rule first, then the validation phase, so that
 	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
@@ -124,9 +157,6 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	for _, rule := range e.policies.Match(&mreq) {
 		if stopped[rule.Policy] {
 			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
 		}
 		st := ev.mutateRule(ctx, rule, &mreq, req.Object)
 		if st == nil {

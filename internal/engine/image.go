@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
+	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/imageref"
 	"github.com/vouchproject/vouch/internal/patch"
 	"github.com/vouchproject/vouch/internal/policy"
@@ -15,6 +17,7 @@ import (
 // evaluation is the state of one Evaluate call. Each distinct image is resolved to a digest
 // once; that digest is what is verified, pinned and recorded.
 type evaluation struct {
+	mu       sync.Mutex // guards subjects
 	engine   *Engine
 	subjects map[string]*subjectState
 	meta     patch.Metadata
@@ -23,6 +26,7 @@ type evaluation struct {
 }
 
 type subjectState struct {
+	once    sync.Once
 	subject verify.Subject
 	err     error
 }
@@ -85,24 +89,33 @@ func (im *imageState) mark(s Status) {
 	}
 }
 
-// mutateImage is the mutation phase of one entry for one image (spec §2.6).
-func (ev *evaluation) mutateImage(ctx context.Context, rule *policy.Rule, v *policy.Verification, im *imageState, out *ruleEval) {
+// needsCheck reports whether the entry verifies the image (spec §2.6 verifyImage steps 1-4).
+func needsCheck(v *policy.Verification, im *imageState) bool {
+	s := im.ref.String()
+	return v.NeedsVerification() && imageref.MatchAny(v.ImageReferences, s) && !imageref.MatchAny(v.SkipImageReferences, s)
+}
+
+// applyEntry records the outcome of one entry for one image (its verification outcome, when
+// it was checked) and pins the digest (spec §2.6).
+func (ev *evaluation) applyEntry(ctx context.Context, rule *policy.Rule, v *policy.Verification, im *imageState, o outcome, out *ruleEval) {
 	s := im.ref.String()
 	if v.NeedsVerification() {
-		skipMsg := fmt.Sprintf("skipping image reference image %s, policy %s ruleName %s", s, rule.Policy.Name, rule.Name)
 		switch {
 		case !imageref.MatchAny(v.ImageReferences, s):
 			// Not this entry's image. Kyverno records "skip" here, which then satisfies
 			// another entry's required; vouch records nothing (docs/COMPATIBILITY.md).
 		case imageref.MatchAny(v.SkipImageReferences, s):
+			skipMsg := fmt.Sprintf("skipping image reference image %s, policy %s ruleName %s", s, rule.Policy.Name, rule.Name)
 			ev.meta.RecordFlat(s, patch.Skip) // Kyverno records the skip before pinning too
 			im.respond(Skip, skipMsg)
 			im.mark(Skip)
 			out.warnings = append(out.warnings, warning(rule, skipMsg))
 		default:
-			status, msg := ev.verifyImage(ctx, v, im)
-			im.respond(status, msg)
-			im.mark(status)
+			im.respond(o.status, o.message)
+			im.mark(o.status)
+			if o.digest != "" {
+				im.digest = o.digest
+			}
 		}
 	}
 	if v.MutateDigest && !im.ref.HasDigest() && !im.pinned {
@@ -110,39 +123,65 @@ func (ev *evaluation) mutateImage(ctx context.Context, rule *policy.Rule, v *pol
 	}
 }
 
-// verifyImage checks the entry's attestor sets for the image (spec §2.6 verifyImage, §5).
-func (ev *evaluation) verifyImage(ctx context.Context, v *policy.Verification, im *imageState) (Status, string) {
-	s := im.ref.String()
-	failed := func(err error) string { return fmt.Sprintf("failed to verify image %s: %v", s, err) }
+// outcome is the result of verifying one image for one entry.
+type outcome struct {
+	status  Status
+	message string
+	digest  string
+}
+
+// verifyImage checks the entry's attestor sets for the image (spec §2.6 verifyImage, §5),
+// through the cache when the entry allows it. It is safe to call concurrently.
+func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *policy.Verification, ref imageref.Ref) outcome {
+	s := ref.String()
+	failed := func(err error) outcome {
+		return outcome{status: Fail, message: fmt.Sprintf("failed to verify image %s: %v", s, err)}
+	}
+	undecided := func(err error) outcome {
+		if errors.Is(err, verify.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			err = errors.New("the verification did not finish within the admission time budget")
+		}
+		return outcome{status: Error, message: fmt.Sprintf("could not verify image %s: %v", s, err)}
+	}
 	if len(ev.engine.verifiers) == 0 {
-		return Error, ErrNoVerifier.Error()
+		return outcome{status: Error, message: ErrNoVerifier.Error()}
 	}
 	verifier := ev.engine.verifiers[v.Entry.Type]
 	if verifier == nil {
-		return Error, failed(fmt.Errorf("verification type %s is not supported yet", v.Entry.Type))
+		return undecided(fmt.Errorf("verification type %s is not supported yet", v.Entry.Type))
 	}
 	if len(v.Attestations) > 0 {
-		return Error, failed(errors.New("attestations are not supported yet"))
+		return undecided(errors.New("attestations are not supported yet"))
 	}
-	subject, err := ev.subject(ctx, im.ref, v.Entry.Insecure)
+	subject, err := ev.subject(ctx, ref, v.Entry.Insecure)
 	if err != nil {
 		if verify.Undecided(err) {
-			return Error, failed(err)
+			return undecided(err)
 		}
-		return Fail, failed(err)
+		return failed(err)
 	}
-	im.digest = subject.Digest
-	res, err := verify.VerifyAttestorSets(ctx, verifier, subject, &v.Entry, v.Attestors)
+	run := func(ctx context.Context) (verify.Result, error) {
+		return verify.VerifyAttestorSets(ctx, verifier, subject, &v.Entry, v.Attestors)
+	}
+	var res verify.Result
+	if c := ev.engine.cache; c != nil && v.UseCache {
+		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Digest: subject.Digest}
+		res, _, err = c.Do(ctx, key, run)
+	} else {
+		res, err = run(ctx)
+	}
 	switch {
 	case err != nil:
-		return Error, failed(err)
+		return undecided(err)
 	case !res.Passed:
-		return Fail, failed(res.Failure)
+		o := failed(res.Failure)
+		o.digest = subject.Digest
+		return o
 	case res.Digest != "" && res.Digest != subject.Digest:
 		// The claim verifier already binds signatures to the digest; never pin another one.
-		return Fail, failed(fmt.Errorf("signature names digest %s, the image resolved to %s", res.Digest, subject.Digest))
+		return failed(fmt.Errorf("signature names digest %s, the image resolved to %s", res.Digest, subject.Digest))
 	}
-	return Pass, "verified image signatures for " + s
+	return outcome{status: Pass, message: "verified image signatures for " + s, digest: subject.Digest}
 }
 
 // pin replaces the tag with <registry>/<path>:<tag>@<digest> at every pointer of the image,
@@ -169,29 +208,34 @@ func (ev *evaluation) pin(ctx context.Context, v *policy.Verification, im *image
 }
 
 // subject returns the image with the digest it resolves to, resolving each distinct image
-// (and insecure setting) once per evaluation. An image given by digest is not resolved.
+// (and insecure setting) once per evaluation, even when asked concurrently. An image given by
+// digest is not resolved.
 func (ev *evaluation) subject(ctx context.Context, ref imageref.Ref, insecure bool) (verify.Subject, error) {
 	key := ref.String()
 	if insecure {
 		key += " (insecure)"
 	}
-	if st, ok := ev.subjects[key]; ok {
-		return st.subject, st.err
+	ev.mu.Lock()
+	st, ok := ev.subjects[key]
+	if !ok {
+		st = &subjectState{subject: verify.Subject{Ref: ref, Digest: ref.Digest, Memo: &verify.Memo{}}}
+		ev.subjects[key] = st
 	}
-	st := &subjectState{subject: verify.Subject{Ref: ref, Digest: ref.Digest, Memo: &verify.Memo{}}}
-	if ref.Digest == "" {
-		switch {
-		case ev.engine.registry == nil:
-			st.err = verify.Errorf(verify.CodeUnsupported, ErrNoVerifier.Error(), nil)
-		default:
-			digest, err := ev.engine.registry.Resolve(ctx, ref, insecure)
-			if err != nil {
-				st.err = resolveError(err)
-			}
-			st.subject.Digest = digest
+	ev.mu.Unlock()
+	st.once.Do(func() {
+		if ref.Digest != "" {
+			return
 		}
-	}
-	ev.subjects[key] = st
+		if ev.engine.registry == nil {
+			st.err = verify.Errorf(verify.CodeUnsupported, ErrNoVerifier.Error(), nil)
+			return
+		}
+		digest, err := ev.engine.registry.Resolve(ctx, ref, insecure)
+		if err != nil {
+			st.err = resolveError(err)
+		}
+		st.subject.Digest = digest
+	})
 	return st.subject, st.err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vouchproject/vouch/internal/extract"
 	"github.com/vouchproject/vouch/internal/imageref"
@@ -59,8 +60,9 @@ func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *po
 		return st
 	}
 	for _, v := range rule.Verifications {
-		for _, im := range st.images {
-			ev.mutateImage(ctx, rule, v, im, &st.out)
+		outcomes := ev.verifyAll(ctx, rule, v, st.images)
+		for i, im := range st.images {
+			ev.applyEntry(ctx, rule, v, im, outcomes[i], &st.out)
 		}
 	}
 	for _, im := range st.images {
@@ -82,6 +84,30 @@ func (ev *evaluation) validateRule(st *ruleState, req *policy.Request) (ruleEval
 		return st.out, false
 	}
 	return finish(st.out, st.rule, req, st.images), true
+}
+
+// verifyAll verifies the entry's images in parallel on the engine's bounded worker pool.
+func (ev *evaluation) verifyAll(ctx context.Context, rule *policy.Rule, v *policy.Verification, images []*imageState) []outcome {
+	outcomes := make([]outcome, len(images))
+	var wg sync.WaitGroup
+	for i, im := range images {
+		if !needsCheck(v, im) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case ev.engine.workers <- struct{}{}:
+				defer func() { <-ev.engine.workers }()
+				outcomes[i] = ev.verifyImage(ctx, rule, v, im.ref)
+			case <-ctx.Done():
+				outcomes[i] = ev.verifyImage(ctx, rule, v, im.ref) // reports the timeout
+			}
+		}()
+	}
+	wg.Wait()
+	return outcomes
 }
 
 // relevantImages groups the extracted images that match some entry's imageReferences by

@@ -167,7 +167,7 @@ func TestRegistryDownIsErrorNotFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := resp.Results[0]
-	if r.Status != Error || !strings.HasPrefix(r.Message, "failed to verify image "+img+": ") {
+	if r.Status != Error || !strings.HasPrefix(r.Message, "could not verify image "+img+": ") {
 		t.Errorf("got %s %q, want error", r.Status, r.Message)
 	}
 	for _, op := range resp.Patches { // the annotations record fail; nothing is pinned

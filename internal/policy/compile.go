@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +41,16 @@ func Compile(api *v1.Policy, source string) (*Policy, []string, error) {
 	}
 	if p.Kind == v1.KindPolicy && p.Namespace == "" {
 		p.Namespace = "default"
+	}
+	if p.UID == "" {
+		// Policies from files have no UID or resourceVersion: identify them by kind and name,
+		// and version them by content, so that caches keyed on both see every change.
+		p.UID = "file:" + p.Kind + "/" + p.ReportName()
+	}
+	if p.ResourceVersion == "" {
+		data, _ := json.Marshal(api.Spec)
+		sum := sha256.Sum256(data)
+		p.ResourceVersion = "sha256:" + hex.EncodeToString(sum[:8])
 	}
 	var problems field.ErrorList
 	for i, o := range api.Spec.ValidationFailureActionOverrides {

@@ -30,7 +30,8 @@ type Policy struct {
 	ApplyOne       bool
 	Rules          []*Rule // original rules, then autogen rules (Kyverno's ComputeRules order)
 
-	API *v1.Policy // the decoded policy; read-only
+	API *v1.Policy // the decoded policy; read-only; may be nil for a broken policy
+	Err error      // set for a policy that could not be loaded (see Broken)
 }
 
 // ReportName is the policy name as Kyverno reports it: "<namespace>/<name>" for a namespaced

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -290,5 +291,22 @@ func TestLoadErrorsNameFileDocumentAndPath(t *testing.T) {
 		"verifyImages: [{imageReferences: [\"*\"], attestors: [{entries: [{keys: {publicKeys: /etc/passwd}}]}]}]", 1)
 	if err := loadErr(t, y); !strings.Contains(err.Error(), "publicKeys must hold PEM") {
 		t.Errorf("file key reference: err = %v", err)
+	}
+}
+
+func TestBrokenPolicyFailsClosed(t *testing.T) {
+	p := Broken(v1.KindClusterPolicy, "", "bad", nil, "", errors.New("spec.rules[0].x: unknown field"))
+	set, err := NewSet([]*Policy{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"Pod", "Deployment", "CronJob"} {
+		rules := set.Match(&Request{Kind: kind, Version: "v1", Group: map[string]string{"Deployment": "apps", "CronJob": "batch"}[kind], Operation: v1.Create})
+		if len(rules) != 1 || rules[0].Unsupported == "" || p.FailurePolicy != v1.Fail {
+			t.Errorf("%s: rules = %+v", kind, rules)
+		}
+	}
+	if len(set.Match(&Request{Kind: "ConfigMap", Version: "v1", Operation: v1.Create})) != 0 {
+		t.Error("a broken policy should not cover kinds without images")
 	}
 }
