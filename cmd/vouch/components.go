@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/engine"
 	"github.com/vouchproject/vouch/internal/policy"
 	"github.com/vouchproject/vouch/internal/registry"
@@ -8,9 +9,19 @@ import (
 	"github.com/vouchproject/vouch/internal/verify/cosign"
 )
 
+// engineExtras are the long-running server's additions to the engine.
+type engineExtras struct {
+	cache   *cache.Cache
+	workers int
+}
+
 // newEngine wires the concrete adapters: registry clients (secure and insecure) and the
 // signature verifiers, by verification type.
-func newEngine(set *policy.Set, regOpts registry.Options) (*engine.Engine, error) {
+func newEngine(set *policy.Set, regOpts registry.Options, extras ...engineExtras) (*engine.Engine, error) {
+	var x engineExtras
+	if len(extras) > 0 {
+		x = extras[0]
+	}
 	regs, err := registry.NewPair(regOpts)
 	if err != nil {
 		return nil, err
@@ -23,5 +34,7 @@ func newEngine(set *policy.Set, regOpts registry.Options) (*engine.Engine, error
 		Policies:  set,
 		Registry:  regs,
 		Verifiers: map[string]verify.Verifier{"Cosign": cv},
+		Cache:     x.cache,
+		Workers:   x.workers,
 	})
 }

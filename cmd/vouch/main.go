@@ -45,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
-	root.AddCommand(applyCommand(stdout, stderr), demoCommand(stdout))
+	root.AddCommand(applyCommand(stdout, stderr), demoCommand(stdout), serveCommand(stdout, stderr))
 	err := root.Execute()
 	if err == nil {
 		return exitOK

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/vouchproject/vouch/internal/cache"
+	"github.com/vouchproject/vouch/internal/engine"
+	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/registry"
+	"github.com/vouchproject/vouch/internal/source"
+	"github.com/vouchproject/vouch/internal/webhook"
+)
+
+type serveOptions struct {
+	listen        string
+	policies      []string
+	kubeconfig    string
+	cluster       bool
+	certFile      string
+	keyFile       string
+	selfSigned    bool
+	tlsHosts      []string
+	cacheEnabled  bool
+	cacheMaxSize  int
+	cacheTTL      time.Duration
+	cacheFailTTL  time.Duration
+	workers       int
+	logLevel      string
+	shutdownGrace time.Duration
+}
+
+func serveCommand(stdout, stderr io.Writer) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve [--listen ADDR] [--policies PATH...] [--kubeconfig F] [--tls-cert-file F --tls-key-file F | --tls-self-signed]",
+		Short: "Run the HTTPS admission webhook (/mutate, /validate, /healthz, /readyz, /metrics)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return o.run(ctx, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", ":9443", "listen address")
+	f.StringArrayVar(&o.policies, "policies", nil, "policy file or directory, re-read on change (repeatable)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for cluster policies and namespace labels (default: in-cluster when running in a Pod)")
+	f.BoolVar(&o.cluster, "cluster-policies", true, "enforce the cluster's ClusterPolicy and Policy objects when a cluster is configured")
+	f.StringVar(&o.certFile, "tls-cert-file", "", "serving certificate (PEM), reloaded on change")
+	f.StringVar(&o.keyFile, "tls-key-file", "", "serving key (PEM), reloaded on change")
+	f.BoolVar(&o.selfSigned, "tls-self-signed", false, "serve with a throwaway self-signed CA and print its bundle (for a quick local try)")
+	f.StringSliceVar(&o.tlsHosts, "tls-hosts", []string{"localhost", "127.0.0.1"}, "names and IPs of the self-signed certificate")
+	f.BoolVar(&o.cacheEnabled, "imageVerifyCacheEnabled", true, "cache verification results by image digest")
+	f.IntVar(&o.cacheMaxSize, "imageVerifyCacheMaxSize", 1000, "maximum cached verification results (0: 1000)")
+	f.DurationVar(&o.cacheTTL, "imageVerifyCacheTTLDuration", time.Hour, "how long a passed verification is cached (0: 60m)")
+	f.DurationVar(&o.cacheFailTTL, "imageVerifyCacheFailedTTLDuration", 30*time.Second, "how long a failed verification is cached")
+	f.IntVar(&o.workers, "verification-workers", engine.DefaultWorkers, "image verifications running at once")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "time to drain in-flight requests on SIGTERM")
+	return cmd
+}
+
+func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return invalid(fmt.Errorf("serve: --log-level: %w", err))
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	tlsConfig, err := o.tls(stdout, log)
+	if err != nil {
+		return err
+	}
+	kube, dyn, err := o.clients()
+	if err != nil {
+		return invalid(err)
+	}
+	if len(o.policies) == 0 && dyn == nil {
+		return invalid(errors.New("serve: give --policies PATH and/or a cluster (--kubeconfig or in-cluster)"))
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	results, err := cache.New(cache.Options{Enabled: o.cacheEnabled, MaxSize: o.cacheMaxSize, TTL: o.cacheTTL, FailTTL: o.cacheFailTTL})
+	if err != nil {
+		return invalid(err)
+	}
+	empty, err := policy.NewSet(nil)
+	if err != nil {
+		return err
+	}
+	base, err := newEngine(empty, registry.Options{}, engineExtras{cache: results, workers: o.workers})
+	if err != nil {
+		return err
+	}
+	var current atomic.Pointer[engine.Engine]
+	var nsLabels func(string) map[string]string
+	if kube != nil {
+		ns, err := source.WatchNamespaces(ctx, kube)
+		if err != nil {
+			return err
+		}
+		nsLabels = ns.Labels
+	}
+	src, err := source.New(source.Options{
+		Paths: o.policies, Dynamic: dyn, Kube: kube, Registerer: reg, Logger: log,
+		OnChange: func(set *policy.Set) { current.Store(base.With(set)) },
+	})
+	if err != nil {
+		return invalid(err)
+	}
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- src.Run(ctx) }()
+	srv, err := webhook.New(webhook.Options{
+		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels,
+		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("vouch serve listening", "addr", o.listen, "policies", strings.Join(o.policies, ","), "cluster", dyn != nil)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ListenAndServe(ctx) }()
+	select {
+	case err := <-srcErr:
+		if err != nil {
+			return err
+		}
+		return <-serveErr
+	case err := <-serveErr:
+		return err
+	}
+}
+
+// tls returns the serving configuration: reloaded files, or a self-signed pair whose CA bundle
+// is printed.
+func (o *serveOptions) tls(stdout io.Writer, log *slog.Logger) (*tls.Config, error) {
+	switch {
+	case o.selfSigned && (o.certFile != "" || o.keyFile != ""):
+		return nil, invalid(errors.New("serve: --tls-self-signed excludes --tls-cert-file/--tls-key-file"))
+	case o.selfSigned:
+		cfg, bundle, err := webhook.SelfSigned(o.tlsHosts)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "vouch serve: self-signed CA bundle (caBundle of the webhook configurations):\n%s", bundle)
+		return cfg, nil
+	case o.certFile == "" || o.keyFile == "":
+		return nil, invalid(errors.New("serve: give --tls-cert-file and --tls-key-file, or --tls-self-signed"))
+	}
+	r, err := webhook.NewCertReloader(o.certFile, o.keyFile, log)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	return r.TLSConfig(), nil
+}
+
+// clients returns Kubernetes clients from --kubeconfig or the in-cluster configuration, or
+// nils when neither is available.
+func (o *serveOptions) clients() (kubernetes.Interface, dynamic.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case o.kubeconfig != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		cfg, err = rest.InClusterConfig()
+	default:
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: kubernetes client configuration: %w", err)
+	}
+	cfg.UserAgent = "vouch"
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !o.cluster {
+		return kube, nil, nil
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kube, dyn, nil
+}

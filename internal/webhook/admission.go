@@ -1,0 +1,251 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	kyvernov1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/engine"
+)
+
+// phase says which webhook a request came in on.
+type phase string
+
+const (
+	mutating   phase = "mutate"
+	validating phase = "validate"
+)
+
+// review is an AdmissionReview in the version it was asked in.
+type review struct {
+	apiVersion string // admission.k8s.io/v1 or admission.k8s.io/v1beta1
+	request    *admissionv1.AdmissionRequest
+}
+
+// serveAdmission is the handler of /mutate and /validate. Every request gets a well-formed
+// AdmissionReview back, in the version it was asked in (v1 when that cannot be told), as
+// controller-runtime's handler does: bad bodies, wrong content types and panics included.
+func (s *Server) serveAdmission(p phase) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rev := review{apiVersion: admissionv1.SchemeGroupVersion.String()}
+		outcome := "error"
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic while handling an admission request", "webhook", p, "uid", uid(rev), "panic", v, "stack", string(debug.Stack()))
+				s.write(w, rev, errored(rev, http.StatusInternalServerError, "internal error while evaluating the request"))
+			}
+			s.metrics.observe(string(p), outcome, time.Since(start))
+		}()
+		var err error
+		if rev, err = s.decode(r); err != nil {
+			s.log.Warn("malformed admission request", "webhook", p, "err", err)
+			s.write(w, rev, errored(rev, http.StatusBadRequest, err.Error()))
+			return
+		}
+		resp, result := s.admit(r.Context(), p, rev.request, budget(r))
+		outcome = result
+		s.write(w, rev, resp)
+	}
+}
+
+// decode reads and checks the request; on error the returned review still says which
+// version to answer in when that could be read.
+func (s *Server) decode(r *http.Request) (review, error) {
+	rev := review{apiVersion: admissionv1.SchemeGroupVersion.String()}
+	if r.Method != http.MethodPost {
+		return rev, fmt.Errorf("method %s, expected POST", r.Method)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return rev, fmt.Errorf("contentType=%s, expected application/json", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
+	if err != nil {
+		return rev, fmt.Errorf("reading the request body: %w", err)
+	}
+	if int64(len(body)) > s.maxBody {
+		return rev, fmt.Errorf("request body is larger than %d bytes", s.maxBody)
+	}
+	if len(body) == 0 {
+		return rev, errors.New("request body is empty")
+	}
+	var head metav1.TypeMeta
+	if err := json.Unmarshal(body, &head); err != nil {
+		return rev, fmt.Errorf("decoding the AdmissionReview: %w", err)
+	}
+	switch head.APIVersion {
+	case admissionv1beta1.SchemeGroupVersion.String():
+		rev.apiVersion = head.APIVersion
+		var in admissionv1beta1.AdmissionReview
+		if err := json.Unmarshal(body, &in); err != nil {
+			return rev, fmt.Errorf("decoding the AdmissionReview: %w", err)
+		}
+		if in.Request == nil {
+			return rev, errors.New("the AdmissionReview has no request")
+		}
+		rev.request = fromV1beta1(in.Request)
+	case admissionv1.SchemeGroupVersion.String():
+		var in admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &in); err != nil {
+			return rev, fmt.Errorf("decoding the AdmissionReview: %w", err)
+		}
+		if in.Request == nil {
+			return rev, errors.New("the AdmissionReview has no request")
+		}
+		rev.request = in.Request
+	default:
+		return rev, fmt.Errorf("apiVersion %q, expected admission.k8s.io/v1 or v1beta1", head.APIVersion)
+	}
+	if head.Kind != "AdmissionReview" {
+		return rev, fmt.Errorf("kind %q, expected AdmissionReview", head.Kind)
+	}
+	return rev, nil
+}
+
+// budget is the time the engine may spend: the API server's timeout for the call (its
+// ?timeout= query parameter) minus a margin to answer in, never more than 30 s.
+func budget(r *http.Request) time.Duration {
+	timeout := 10 * time.Second
+	if d, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && d > 0 {
+		timeout = d
+	}
+	if timeout > 30*time.Second {
+		timeout = 30 * time.Second
+	}
+	margin := timeout / 10
+	if margin < 500*time.Millisecond {
+		margin = 500 * time.Millisecond
+	}
+	if timeout-margin < 100*time.Millisecond {
+		return 100 * time.Millisecond
+	}
+	return timeout - margin
+}
+
+// admit evaluates one request and builds the response, with the outcome label for metrics.
+func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string) {
+	allow := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	eng := s.engine()
+	if eng == nil {
+		// Not ready: the API server's failurePolicy decides (the probe keeps us out of the
+		// Service until policies are loaded).
+		return errored(review{request: req}, http.StatusServiceUnavailable, "vouch is not ready: policies are not loaded yet"), "not-ready"
+	}
+	if req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect || len(req.Object.Raw) == 0 {
+		return allow, "allowed"
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
+		return errored(review{request: req}, http.StatusBadRequest, "decoding the object: "+err.Error()), "error"
+	}
+	var old map[string]any
+	if len(req.OldObject.Raw) > 0 {
+		_ = json.Unmarshal(req.OldObject.Raw, &old)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	resp, err := eng.Evaluate(ctx, engine.Request{
+		Object:          obj,
+		OldObject:       old,
+		Operation:       kyvernov1.AdmissionOperation(strings.ToUpper(string(req.Operation))),
+		Subresource:     req.SubResource,
+		NamespaceLabels: s.namespaceLabels(req.Namespace),
+		User:            userInfo(req),
+	})
+	if err != nil {
+		return errored(review{request: req}, http.StatusInternalServerError, "evaluating: "+err.Error()), "error"
+	}
+	d := resp.Decide()
+	out := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: d.Allowed, Warnings: d.Warnings}
+	s.log.Info("admission", "webhook", p, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+		"operation", req.Operation, "allowed", d.Allowed, "results", len(resp.Results), "patches", len(resp.Patches))
+	if !d.Allowed {
+		out.Result = &metav1.Status{Status: metav1.StatusFailure, Message: d.Message, Reason: metav1.StatusReasonForbidden, Code: http.StatusForbidden}
+		return out, "denied"
+	}
+	if p == mutating && len(resp.Patches) > 0 {
+		raw, err := json.Marshal(resp.Patches)
+		if err != nil {
+			return errored(review{request: req}, http.StatusInternalServerError, "encoding the patch: "+err.Error()), "error"
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		out.Patch, out.PatchType = raw, &pt
+	}
+	return out, "allowed"
+}
+
+// errored is an AdmissionResponse that denies because the request could not be handled.
+func errored(rev review, code int32, msg string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{
+		UID:     types.UID(uid(rev)),
+		Allowed: false,
+		Result:  &metav1.Status{Status: metav1.StatusFailure, Code: code, Message: msg},
+	}
+}
+
+func uid(rev review) string {
+	if rev.request == nil {
+		return ""
+	}
+	return string(rev.request.UID)
+}
+
+// write answers with an AdmissionReview in the version the request used.
+func (s *Server) write(w http.ResponseWriter, rev review, resp *admissionv1.AdmissionResponse) {
+	var out any
+	if rev.apiVersion == admissionv1beta1.SchemeGroupVersion.String() {
+		out = &admissionv1beta1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: rev.apiVersion, Kind: "AdmissionReview"},
+			Response: toV1beta1(resp),
+		}
+	} else {
+		out = &admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
+			Response: resp,
+		}
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		http.Error(w, "encoding the response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if _, err := w.Write(body); err != nil {
+		s.log.Debug("writing the admission response", "err", err)
+	}
+}
+
+func userInfo(req *admissionv1.AdmissionRequest) *engine.User {
+	return &engine.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups}
+}
+
+// fromV1beta1 converts a v1beta1 request; the two versions have the same fields.
+func fromV1beta1(in *admissionv1beta1.AdmissionRequest) *admissionv1.AdmissionRequest {
+	out := &admissionv1.AdmissionRequest{}
+	if data, err := json.Marshal(in); err == nil {
+		_ = json.Unmarshal(data, out)
+	}
+	return out
+}
+
+// toV1beta1 converts a response to v1beta1.
+func toV1beta1(in *admissionv1.AdmissionResponse) *admissionv1beta1.AdmissionResponse {
+	out := &admissionv1beta1.AdmissionResponse{}
+	if data, err := json.Marshal(in); err == nil {
+		_ = json.Unmarshal(data, out)
+	}
+	return out
+}

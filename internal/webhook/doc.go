@@ -1,0 +1,15 @@
+// Package webhook is vouch's admission webhook server: HTTPS with certificates reloaded on
+// change (or a self-signed pair for a quick try), /mutate and /validate answering
+// AdmissionReview v1 (and v1beta1, in the version asked), /healthz, /readyz (ready once
+// policies are loaded, not while draining) and /metrics.
+//
+// The handler is hardened as controller-runtime's is: bodies are capped, the content type is
+// checked, panics become error responses carrying the request UID, and every malformed
+// request still gets a well-formed AdmissionReview. Each request gets a budget derived from
+// the API server's own timeout for the call, so vouch answers before the API server gives up.
+//
+// Both webhooks run the engine's full evaluation: the mutating webhook returns the digest
+// pins and annotations as a JSON patch; the validating webhook re-verifies (through the
+// digest-keyed verification cache) and so never trusts a verification annotation the request
+// carries. The package sees only internal/engine (DESIGN §2).
+package webhook

@@ -1,0 +1,147 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vouchproject/vouch/internal/engine"
+)
+
+// DefaultMaxBodyBytes caps an AdmissionReview body (controller-runtime's limit).
+const DefaultMaxBodyBytes = 7 << 20
+
+// Options configures a Server.
+type Options struct {
+	// Addr is the listen address, e.g. ":9443".
+	Addr string
+	// TLS supplies the serving certificate (see NewCertReloader and SelfSigned). Required.
+	TLS *tls.Config
+	// Engine returns the engine to evaluate with, nil until policies are loaded. It is
+	// called per request, so the policy set can be swapped atomically behind it. Required.
+	Engine func() *engine.Engine
+	// NamespaceLabels returns a namespace's labels for namespaceSelector; nil means none.
+	NamespaceLabels func(namespace string) map[string]string
+	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Registry receives the server's metrics and is served on /metrics; nil means a new one.
+	Registry *prometheus.Registry
+	// Logger for request logs; nil means slog.Default().
+	Logger *slog.Logger
+	// ShutdownTimeout bounds the draining of in-flight requests; 0 means 30 s.
+	ShutdownTimeout time.Duration
+}
+
+// Server is vouch's admission webhook: /mutate, /validate, /healthz, /readyz and /metrics.
+type Server struct {
+	opts            Options
+	engine          func() *engine.Engine
+	namespaceLabels func(string) map[string]string
+	maxBody         int64
+	log             *slog.Logger
+	metrics         *metrics
+	registry        *prometheus.Registry
+	shuttingDown    atomic.Bool
+	http            *http.Server
+}
+
+// New validates the options and returns a server.
+func New(opts Options) (*Server, error) {
+	if opts.TLS == nil {
+		return nil, errors.New("webhook: Options.TLS is required")
+	}
+	if opts.Engine == nil {
+		return nil, errors.New("webhook: Options.Engine is required")
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, errors.New("webhook: MaxBodyBytes must not be negative")
+	}
+	s := &Server{opts: opts, engine: opts.Engine, maxBody: opts.MaxBodyBytes, log: opts.Logger, registry: opts.Registry}
+	if s.maxBody == 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.namespaceLabels = opts.NamespaceLabels
+	if s.namespaceLabels == nil {
+		s.namespaceLabels = func(string) map[string]string { return nil }
+	}
+	var err error
+	if s.metrics, err = newMetrics(s.registry); err != nil {
+		return nil, err
+	}
+	if s.opts.ShutdownTimeout == 0 {
+		s.opts.ShutdownTimeout = 30 * time.Second
+	}
+	s.http = &http.Server{
+		Addr:              opts.Addr,
+		Handler:           s.Handler(),
+		TLSConfig:         opts.TLS,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      35 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Handler returns the server's routes (also for tests without TLS).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/mutate", s.serveAdmission(mutating))
+	mux.Handle("/validate", s.serveAdmission(validating))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.shuttingDown.Load() || s.engine() == nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Serve accepts connections on l until ctx ends, then stops being ready, drains in-flight
+// requests (up to ShutdownTimeout) and returns.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(tls.NewListener(l, s.opts.TLS)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.shuttingDown.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ListenAndServe listens on Options.Addr and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, l)
+}
