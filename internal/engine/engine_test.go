@@ -365,3 +365,43 @@ spec:
 		_, _ = e.Evaluate(context.Background(), Request{Object: obj})
 	})
 }
+
+func TestDecide(t *testing.T) {
+	pol := func(name, fp, action string) string {
+		return "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: " + name + "}\nspec:\n  validationFailureAction: " + action +
+			"\n  failurePolicy: " + fp + "\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n" +
+			"    verifyImages: [{imageReferences: [\"ghcr.io/*\"], mutateDigest: false, attestors: [{entries: [{keys: {kms: \"awskms:///k\"}}]}]}]\n"
+	}
+	digestRule := "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: digest}\nspec:\n  validationFailureAction: ACTION\n  rules:\n  - name: d\n" +
+		"    match: {any: [{resources: {kinds: [Pod]}}]}\n    verifyImages: [{imageReferences: [\"docker.io/*\"], mutateDigest: false, required: false}]\n"
+	tests := []struct {
+		name, policies string
+		allowed        bool
+		deny, warn     string
+	}{
+		{"could not verify under Fail denies", pol("p", "Fail", "Enforce"), false, "p:\n  r: no verifier configured", ""},
+		{"could not verify under Ignore warns", pol("p", "Ignore", "Enforce"), true, "", "policy p.r: no verifier configured"},
+		{"Ignore of one policy does not excuse another", pol("a", "Ignore", "Enforce") + "---\n" + pol("b", "Fail", "Enforce"), false, "b:\n  r: no verifier configured", "policy a.r: no verifier configured"},
+		{"Enforce failure denies", strings.Replace(digestRule, "ACTION", "Enforce", 1), false, "digest:\n  d: missing digest for docker.io/nginx:1", ""},
+		{"Audit failure warns", strings.Replace(digestRule, "ACTION", "Audit", 1), true, "", "policy digest.d: missing digest for docker.io/nginx:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEngine(t, tt.policies)
+			resp, err := e.Evaluate(context.Background(), Request{Object: pod(t, "default", "ghcr.io/a:1", "nginx:1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := resp.Decide()
+			if d.Allowed != tt.allowed {
+				t.Fatalf("allowed = %v, want %v (%q)", d.Allowed, tt.allowed, d.Message)
+			}
+			if tt.deny != "" && !strings.Contains(d.Message, "resource Pod/default/p was blocked due to the following policies \n\n") || !strings.Contains(d.Message, tt.deny) {
+				t.Errorf("message = %q, want it to contain %q", d.Message, tt.deny)
+			}
+			if tt.warn != "" && !contains(d.Warnings, tt.warn) {
+				t.Errorf("warnings = %q, want %q", d.Warnings, tt.warn)
+			}
+		})
+	}
+}
