@@ -2,9 +2,10 @@
 GO       ?= go
 BIN      := bin/vouch
 FUZZTIME ?= 10s
-# Real tools the integration tests run, built pinned by hack/tools.sh into $(TOOLS_DIR)/bin.
+# Real tools the integration tests run, built pinned by hack/tools.sh into $(TOOLS_DIR)/bin:
+# the registry and signing CLIs, and the control plane of the end-to-end webhook tests.
 TOOLS_DIR := $(CURDIR)/.cache/tools
-TOOLS     := registry cosign cosign3
+TOOLS     := registry cosign cosign3 etcd kube-apiserver kubectl
 
 # Fuzz targets run for FUZZTIME each in `make test` (package:target).
 FUZZ_TARGETS := \
@@ -25,8 +26,9 @@ build:
 demo: build
 	./$(BIN) demo
 
-# tools: the real registry and signing tools the integration tests use (cached; only a changed
-# pin rebuilds). The tests find them through VOUCH_TOOLS_DIR and fail, never skip, without them.
+# tools: the real registry, signing and control-plane tools the integration tests use (cached;
+# only a changed pin rebuilds; from a cold build cache kube-apiserver takes longest, ~10 minutes
+# on 2 cores). The tests find them through VOUCH_TOOLS_DIR and fail, never skip, without them.
 tools:
 	@VOUCH_TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh $(TOOLS)
 

@@ -96,30 +96,38 @@ http:
 // /v2/ answers and stops it when the test ends. It returns the registry's host:port.
 func startDistribution(t *testing.T) string {
 	t.Helper()
+	host, _ := startStoppableDistribution(t)
+	return host
+}
+
+// startStoppableDistribution is startDistribution that also returns a function stopping the
+// registry before the test ends (a registry outage); calling it again does nothing.
+func startStoppableDistribution(t *testing.T) (host string, stop func()) {
+	t.Helper()
 	bin := toolPath(t, "registry")
 	var errs []error
 	for range 3 { // a free port can be taken between probing it and the registry binding it
-		host, err := tryStartDistribution(t, bin)
+		host, stop, err := tryStartDistribution(t, bin)
 		if err == nil {
-			return host
+			return host, stop
 		}
 		errs = append(errs, err)
 	}
 	t.Fatalf("starting the distribution registry: %v", errors.Join(errs...))
-	return ""
+	return "", nil
 }
 
-func tryStartDistribution(t *testing.T, bin string) (string, error) {
+func tryStartDistribution(t *testing.T, bin string) (string, func(), error) {
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	host := l.Addr().String()
 	l.Close()
 	cfg := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, distributionConfig, filepath.Join(dir, "storage"), host), 0o600); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cmd := exec.Command(bin, "serve", cfg)
 	// OTEL_TRACES_EXPORTER=none: distribution would otherwise export traces over OTLP.
@@ -128,11 +136,11 @@ func tryStartDistribution(t *testing.T, bin string) (string, error) {
 	cmd.Stdout, cmd.Stderr = logs, logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	stop := func() {
+	stop := sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -140,7 +148,7 @@ func tryStartDistribution(t *testing.T, bin string) (string, error) {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
-	}
+	})
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Second}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -153,12 +161,12 @@ func tryStartDistribution(t *testing.T, bin string) (string, error) {
 		}
 		select {
 		case err := <-exited:
-			return "", fmt.Errorf("registry on %s exited (%v):\n%s", host, err, logs)
+			return "", nil, fmt.Errorf("registry on %s exited (%v):\n%s", host, err, logs)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("registry on %s: /v2/ did not answer 200 within 10s:\n%s", host, logs)
+			return "", nil, fmt.Errorf("registry on %s: /v2/ did not answer 200 within 10s:\n%s", host, logs)
 		}
 	}
 	t.Logf("distribution registry on %s (pid %d) ready in %v", host, cmd.Process.Pid, time.Since(start).Round(time.Millisecond))
@@ -168,7 +176,7 @@ func tryStartDistribution(t *testing.T, bin string) (string, error) {
 			t.Logf("registry log (last lines):\n%s", lastLines(logs.String(), 20))
 		}
 	})
-	return host, nil
+	return host, stop, nil
 }
 
 func lastLines(s string, n int) string {
