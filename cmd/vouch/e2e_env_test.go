@@ -47,6 +47,9 @@ const (
 	processStopTimeout = 10 * time.Second
 	// e2eAdminToken authenticates the tests as system:masters (--token-auth-file).
 	e2eAdminToken = "vouch-e2e-admin-token"
+	// e2eDevToken authenticates as user vouch-e2e-dev in group vouch-e2e-developers, who holds
+	// no roles until a test binds some (authorization is AlwaysAllow, so it may do anything).
+	e2eDevToken = "vouch-e2e-dev-token"
 	// serviceClusterIPRange is the API server's --service-cluster-ip-range. Nothing routes to it:
 	// without kube-proxy, Service IPs are only allocated, never reached.
 	serviceClusterIPRange = "10.0.0.0/24"
@@ -166,7 +169,8 @@ func writeControlPlaneFiles(t *testing.T, dir string, pki *e2ePKI) controlPlaneF
 		f.saPublic:    pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
 		f.saPrivate:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: saPriv}),
 		// token,user,uid,"group1,group2"
-		f.tokens: []byte(e2eAdminToken + `,vouch-e2e-admin,vouch-e2e-admin,"system:masters"` + "\n"),
+		f.tokens: []byte(e2eAdminToken + `,vouch-e2e-admin,vouch-e2e-admin,"system:masters"` + "\n" +
+			e2eDevToken + `,vouch-e2e-dev,vouch-e2e-dev,"vouch-e2e-developers"` + "\n"),
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -119,6 +120,7 @@ type e2ePolicy struct {
 	kind, name, namespace string // namespace only for kind Policy
 	action, failurePolicy string
 	namespaces            []string // match: resources.namespaces
+	clusterRoles          []string // match: clusterRoles
 	ref, key              string
 	noPin                 bool // mutateDigest: false (Kyverno requires it with Audit)
 }
@@ -135,6 +137,10 @@ func (p e2ePolicy) object(t *testing.T) *unstructured.Unstructured {
 	if len(p.namespaces) > 0 {
 		ns, _ := json.Marshal(p.namespaces)
 		fmt.Fprintf(&b, "          namespaces: %s\n", ns)
+	}
+	if len(p.clusterRoles) > 0 {
+		cr, _ := json.Marshal(p.clusterRoles)
+		fmt.Fprintf(&b, "        clusterRoles: %s\n", cr)
 	}
 	fmt.Fprintf(&b, "    verifyImages:\n    - imageReferences: [%q]\n      mutateDigest: %t\n      attestors:\n      - entries:\n        - keys:\n            rekor: {ignoreTlog: true}\n            ctlog: {ignoreSCT: true}\n            publicKeys: |-\n", p.ref, !p.noPin)
 	for _, l := range strings.Split(strings.TrimSpace(p.key), "\n") {
@@ -245,6 +251,9 @@ func TestE2EWebhook(t *testing.T) {
 		// fail closed.
 		{kind: "ClusterPolicy", name: "broken", action: "Audit", failurePolicy: "Fail",
 			namespaces: []string{"e2e-broken"}, ref: host + "/app*", key: k1.pem},
+		// Only for users bound to ClusterRole vouch-e2e-deployer.
+		{kind: "ClusterPolicy", name: "deployers-signed", action: "Enforce", failurePolicy: "Fail",
+			namespaces: []string{"e2e-roles"}, clusterRoles: []string{"vouch-e2e-deployer"}, ref: host + "/app*", key: k1.pem},
 		{kind: "Policy", name: "team-key", namespace: "team-a", action: "Enforce", failurePolicy: "Fail",
 			ref: host + "/team/*", key: k2.pem},
 	} {
@@ -253,7 +262,7 @@ func TestE2EWebhook(t *testing.T) {
 		}
 		p.create(t, s)
 	}
-	for _, ns := range []string{"e2e", "e2e-audit", "e2e-ignore", "e2e-broken", "team-b"} {
+	for _, ns := range []string{"e2e", "e2e-audit", "e2e-ignore", "e2e-broken", "e2e-roles", "team-b"} {
 		createNamespace(t, s.Client, ns, nil)
 	}
 	createNamespace(t, s.Client, "forged", map[string]string{skipMutationLabel: "true"})
@@ -407,6 +416,41 @@ func TestE2EWebhook(t *testing.T) {
 		}
 		if img := got.Spec.Containers[0].Image; img != image("team/app:k1") {
 			t.Errorf("stored image in team-b = %s, want it untouched", img)
+		}
+	})
+
+	t.Run("clusterRoles match the roles bound to the requesting user", func(t *testing.T) {
+		rbac := s.Client.RbacV1()
+		if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "vouch-e2e-deployer"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "vouch-e2e-deployers"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "vouch-e2e-deployer"},
+			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "vouch-e2e-developers"}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		devCfg := rest.CopyConfig(s.Config)
+		devCfg.BearerToken = e2eDevToken
+		dev, err := kubernetes.NewForConfig(devCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// vouch's binding informer sees the new binding within moments.
+		wctx, wcancel := context.WithTimeout(ctx, apiWaitTimeout)
+		defer wcancel()
+		var last error
+		waitFor(t, wctx, "the policy to apply to the developer", func() error {
+			_, last = dev.CoreV1().Pods("e2e-roles").Create(wctx, e2ePod("e2e-roles", "dev", nil, image("app:unsigned")), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if last == nil {
+				return fmt.Errorf("still admitted")
+			}
+			return nil
+		})
+		deniedBy(t, last, mutatingWebhookName, "deployers-signed", "failed to verify image "+image("app:unsigned"))
+		// The admin holds no binding to vouch-e2e-deployer: the policy does not apply.
+		if _, err := createPod(e2ePod("e2e-roles", "admin", nil, image("app:unsigned"))); err != nil {
+			t.Errorf("a user without the cluster role: %v", err)
 		}
 	})
 

@@ -112,12 +112,18 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	var current atomic.Pointer[engine.Engine]
 	var nsLabels func(string) map[string]string
+	var roles func(string, []string) ([]string, []string)
 	if kube != nil {
 		ns, err := source.WatchNamespaces(ctx, kube)
 		if err != nil {
 			return err
 		}
 		nsLabels = ns.Labels
+		rbac, err := source.WatchRoles(ctx, kube)
+		if err != nil {
+			return err
+		}
+		roles = rbac.For
 	}
 	src, err := source.New(source.Options{
 		Paths: o.policies, Dynamic: dyn, Kube: kube, Registerer: reg, Logger: log,
@@ -129,7 +135,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Run(ctx) }()
 	srv, err := webhook.New(webhook.Options{
-		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels,
+		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels, Roles: roles,
 		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace,
 	})
 	if err != nil {

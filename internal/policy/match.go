@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,24 @@ type UserInfo struct {
 	Groups       []string
 	Roles        []string // "namespace:name"
 	ClusterRoles []string
+	// LookupRoles, when set, adds to Roles and ClusterRoles the roles bound to the user (its
+	// RoleBindings and ClusterRoleBindings). It is called once, and only when a rule being
+	// matched names roles or clusterRoles: most requests never pay for it.
+	LookupRoles func(username string, groups []string) (roles, clusterRoles []string)
+
+	lookupOnce sync.Once
+}
+
+// boundRoles returns the user's roles and cluster roles, looking them up on first use.
+func (u *UserInfo) boundRoles() (roles, clusterRoles []string) {
+	if u.LookupRoles != nil {
+		u.lookupOnce.Do(func() {
+			r, c := u.LookupRoles(u.Username, u.Groups)
+			u.Roles = append(slices.Clip(u.Roles), r...)
+			u.ClusterRoles = append(slices.Clip(u.ClusterRoles), c...)
+		})
+	}
+	return u.Roles, u.ClusterRoles
 }
 
 // RequestFor builds a Request from an object (decoded JSON) and an operation.
@@ -297,11 +316,14 @@ func (f *filter) userMatches(u *UserInfo) bool {
 	if u == nil {
 		u = &UserInfo{}
 	}
-	if len(f.roles) > 0 && !slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(f.roles, r) }) {
-		return false
-	}
-	if len(f.cluster) > 0 && !slices.ContainsFunc(u.ClusterRoles, func(r string) bool { return slices.Contains(f.cluster, r) }) {
-		return false
+	if len(f.roles) > 0 || len(f.cluster) > 0 {
+		roles, clusterRoles := u.boundRoles()
+		if len(f.roles) > 0 && !slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(f.roles, r) }) {
+			return false
+		}
+		if len(f.cluster) > 0 && !slices.ContainsFunc(clusterRoles, func(r string) bool { return slices.Contains(f.cluster, r) }) {
+			return false
+		}
 	}
 	if len(f.subjects) > 0 && !subjectsMatch(f.subjects, u) {
 		return false

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -234,6 +235,46 @@ func TestMatchForms(t *testing.T) {
 				t.Errorf("matched = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRolesLookedUpOnlyWhenARuleNamesThem: roles bound to the user come from LookupRoles,
+// called once per request and only when a rule has roles or clusterRoles criteria.
+func TestRolesLookedUpOnlyWhenARuleNamesThem(t *testing.T) {
+	calls := 0
+	user := func() *UserInfo {
+		return &UserInfo{Username: "alice", Groups: []string{"devs"}, LookupRoles: func(u string, g []string) ([]string, []string) {
+			calls++
+			if u != "alice" || !slices.Equal(g, []string{"devs"}) {
+				t.Errorf("LookupRoles(%q, %v)", u, g)
+			}
+			return []string{"team-a:deployer"}, []string{"view"}
+		}}
+	}
+	req := func() *Request {
+		return &Request{Version: "v1", Kind: "Pod", Namespace: "team-a", Operation: v1.Create, User: user()}
+	}
+	plain := load(t, podPolicy)
+	if len(plain.Match(req())) == 0 || calls != 0 {
+		t.Errorf("a policy without role criteria: matched %v, %d lookups; want a match and no lookup", len(plain.Match(req())) > 0, calls)
+	}
+	for _, c := range []struct {
+		criteria string
+		want     bool
+	}{
+		{"clusterRoles: [view]", true},
+		{"clusterRoles: [cluster-admin]", false},
+		{"roles: [\"team-a:deployer\"]", true},
+		{"roles: [\"team-b:deployer\"]", false},
+	} {
+		calls = 0
+		set := load(t, strings.Replace(podPolicy, "resources: {kinds: [Pod]}", "resources: {kinds: [Pod]}, "+c.criteria, 1))
+		r := req()
+		got := len(set.Match(r)) > 0
+		set.Match(r)
+		if got != c.want || calls != 1 {
+			t.Errorf("%s: matched %v (want %v), %d lookups for two matches of one request (want 1)", c.criteria, got, c.want, calls)
+		}
 	}
 }
 

@@ -163,7 +163,7 @@ func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionR
 		Operation:       kyvernov1.AdmissionOperation(strings.ToUpper(string(req.Operation))),
 		Subresource:     req.SubResource,
 		NamespaceLabels: s.namespaceLabels(req.Namespace),
-		User:            userInfo(req),
+		User:            s.userInfo(req),
 	})
 	if err != nil {
 		return errored(review{request: req}, http.StatusInternalServerError, "evaluating: "+err.Error()), "error"
@@ -228,8 +228,8 @@ func (s *Server) write(w http.ResponseWriter, rev review, resp *admissionv1.Admi
 	}
 }
 
-func userInfo(req *admissionv1.AdmissionRequest) *engine.User {
-	return &engine.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups}
+func (s *Server) userInfo(req *admissionv1.AdmissionRequest) *engine.User {
+	return &engine.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups, LookupRoles: s.opts.Roles}
 }
 
 // fromV1beta1 converts a v1beta1 request; the two versions have the same fields.

@@ -30,6 +30,10 @@ type Options struct {
 	Engine func() *engine.Engine
 	// NamespaceLabels returns a namespace's labels for namespaceSelector; nil means none.
 	NamespaceLabels func(namespace string) map[string]string
+	// Roles returns the roles ("namespace:name") and cluster roles bound to the admission user,
+	// for the roles and clusterRoles criteria of match and exclude; called only when a rule
+	// being matched has them. nil means the user has none.
+	Roles func(username string, groups []string) (roles, clusterRoles []string)
 	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Registry receives the server's metrics and is served on /metrics; nil means a new one.
