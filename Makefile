@@ -3,9 +3,10 @@ GO       ?= go
 BIN      := bin/vouch
 FUZZTIME ?= 10s
 # Real tools the integration tests run, built pinned by hack/tools.sh into $(TOOLS_DIR)/bin:
-# the registry and signing CLIs, and the control plane of the end-to-end webhook tests.
+# the registry and signing CLIs, the control plane of the end-to-end webhook tests, and helm
+# (the chart in charts/vouch is rendered, linted and installed against that control plane).
 TOOLS_DIR := $(CURDIR)/.cache/tools
-TOOLS     := registry cosign cosign3 etcd kube-apiserver kubectl
+TOOLS     := registry cosign cosign3 etcd kube-apiserver kubectl helm
 
 # Fuzz targets run for FUZZTIME each in `make test` (package:target).
 FUZZ_TARGETS := \
@@ -14,7 +15,8 @@ FUZZ_TARGETS := \
 	./internal/imageref:FuzzMatch \
 	./internal/extract:FuzzImages \
 	./internal/manifest:FuzzSplit \
-	./internal/engine:FuzzEvaluate
+	./internal/engine:FuzzEvaluate \
+	./internal/conditions:FuzzEvaluate
 
 .PHONY: all build demo test unit vet fmt-check fuzz bench tools clean
 

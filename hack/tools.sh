@@ -12,6 +12,7 @@ mkdir -p "$dir/bin" "$dir/log"
 declare -A tools=(
   [cosign]="github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
   [cosign3]="github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
+  [helm]="helm.sh/helm/v3/cmd/helm@v3.22.0"
   [registry]="github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
 )
 
@@ -28,7 +29,7 @@ declare -A wrapped=(
   [kubectl]="k8s.io/kubernetes@v1.36.3 k8s.io/kubernetes/cmd/kubectl"
 )
 
-all=(registry cosign cosign3 etcd kube-apiserver kubectl)
+all=(registry cosign cosign3 etcd kube-apiserver kubectl helm)
 
 # ldflags prints the -ldflags of a wrapped module@version.
 ldflags() {

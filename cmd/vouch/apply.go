@@ -26,6 +26,8 @@ type applyOptions struct {
 	namespaceLabels []string
 	operation       string
 	timeout         time.Duration
+
+	creds credentialFlags // registry credentials (docs/CREDENTIALS.md)
 }
 
 func applyCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -50,6 +52,7 @@ Exit status: 0 when no result is fail or error, 1 otherwise, 2 for bad usage or 
 		"labels of a namespace for namespaceSelector, as NAMESPACE:key=value[,key=value] (repeatable); Namespace objects among the resources also provide labels")
 	f.StringVar(&o.operation, "operation", "CREATE", "admission operation to evaluate: CREATE, UPDATE, DELETE or CONNECT")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time budget for evaluating one resource (registry calls included)")
+	o.creds.registerApply(f)
 	return cmd
 }
 
@@ -94,7 +97,12 @@ func (o *applyOptions) run(ctx context.Context, policyPaths []string, stdout, st
 	if o.timeout <= 0 {
 		return invalid(fmt.Errorf("apply: --timeout must be positive"))
 	}
-	eng, err := newEngine(set, registry.Options{})
+	creds, err := o.creds.resolver(nil)
+	if err != nil {
+		return invalid(fmt.Errorf("apply: %w", err))
+	}
+	warnUnreadSecrets(set, stderr)
+	eng, err := newEngine(set, registry.Options{}, engineExtras{credentials: creds})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,10 @@ import (
 type engineExtras struct {
 	cache   *cache.Cache
 	workers int
+	// observer counts the verifications the engine runs (metrics); nil means none.
+	observer engine.Observer
+
+	credentials engine.Credentials // nil: the docker config of the process (authn.DefaultKeychain)
 }
 
 // newEngine wires the concrete adapters: registry clients (secure and insecure) and the
@@ -36,5 +40,8 @@ func newEngine(set *policy.Set, regOpts registry.Options, extras ...engineExtras
 		Verifiers: map[string]verify.Verifier{"Cosign": cv},
 		Cache:     x.cache,
 		Workers:   x.workers,
+		Observer:  x.observer,
+
+		Credentials: x.credentials,
 	})
 }

@@ -125,7 +125,7 @@ func registerWebhook(t *testing.T, cs kubernetes.Interface, caBundle []byte, url
 	ctx, cancel := context.WithTimeout(context.Background(), apiWaitTimeout)
 	defer cancel()
 	mutate, validate := url+"/mutate", url+"/validate"
-	sideEffects := admissionregistrationv1.SideEffectClassNone
+	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun // vouch records Events and reports
 	reinvocation := admissionregistrationv1.IfNeededReinvocationPolicy
 	matchPolicy := admissionregistrationv1.Equivalent
 	selector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{

@@ -92,6 +92,14 @@ http:
   secret: vouch-integration-test
 `
 
+// distributionAuth is appended to distributionConfig for HTTP basic auth against an htpasswd
+// file (bcrypt entries): every /v2/ request then needs credentials.
+const distributionAuth = `auth:
+  htpasswd:
+    realm: vouch-integration-test
+    path: %s
+`
+
 // startDistribution starts the distribution registry on 127.0.0.1 at a free port, waits until
 // /v2/ answers and stops it when the test ends. It returns the registry's host:port.
 func startDistribution(t *testing.T) string {
@@ -107,7 +115,7 @@ func startStoppableDistribution(t *testing.T) (host string, stop func()) {
 	bin := toolPath(t, "registry")
 	var errs []error
 	for range 3 { // a free port can be taken between probing it and the registry binding it
-		host, stop, err := tryStartDistribution(t, bin)
+		host, stop, err := tryStartDistribution(t, bin, "")
 		if err == nil {
 			return host, stop
 		}
@@ -117,7 +125,25 @@ func startStoppableDistribution(t *testing.T) (host string, stop func()) {
 	return "", nil
 }
 
-func tryStartDistribution(t *testing.T, bin string) (string, func(), error) {
+// startAuthDistribution is startDistribution requiring the credentials of an htpasswd file.
+func startAuthDistribution(t *testing.T, htpasswd string) string {
+	t.Helper()
+	bin := toolPath(t, "registry")
+	var errs []error
+	for range 3 {
+		host, _, err := tryStartDistribution(t, bin, htpasswd)
+		if err == nil {
+			return host
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("starting the distribution registry with htpasswd auth: %v", errors.Join(errs...))
+	return ""
+}
+
+// tryStartDistribution starts the registry once; htpasswd, when not empty, is the path of the
+// htpasswd file it must authenticate with.
+func tryStartDistribution(t *testing.T, bin, htpasswd string) (string, func(), error) {
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -126,7 +152,11 @@ func tryStartDistribution(t *testing.T, bin string) (string, func(), error) {
 	host := l.Addr().String()
 	l.Close()
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, distributionConfig, filepath.Join(dir, "storage"), host), 0o600); err != nil {
+	config := fmt.Sprintf(distributionConfig, filepath.Join(dir, "storage"), host)
+	if htpasswd != "" {
+		config += fmt.Sprintf(distributionAuth, htpasswd)
+	}
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return "", nil, err
 	}
 	cmd := exec.Command(bin, "serve", cfg)
@@ -155,7 +185,7 @@ func tryStartDistribution(t *testing.T, bin string) (string, func(), error) {
 		resp, err := client.Get("http://" + host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || (htpasswd != "" && resp.StatusCode == http.StatusUnauthorized) {
 				break
 			}
 		}

@@ -46,13 +46,17 @@ type serveOptions struct {
 	workers       int
 	logLevel      string
 	shutdownGrace time.Duration
+	events        bool // --events: Kubernetes Events on policies
+	policyReports bool // --policy-reports: wgpolicyk8s.io PolicyReports
+
+	creds credentialFlags // registry credentials (docs/CREDENTIALS.md)
 }
 
 func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve [--listen ADDR] [--policies PATH...] [--kubeconfig F] [--tls-cert-file F --tls-key-file F | --tls-self-signed]",
-		Short: "Run the HTTPS admission webhook (/mutate, /validate, /healthz, /readyz, /metrics)",
+		Short: "Run the HTTPS admission webhook (/mutate, /validate, /validate-policy, /healthz, /readyz, /metrics)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,6 +80,9 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.IntVar(&o.workers, "verification-workers", engine.DefaultWorkers, "image verifications running at once")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "time to drain in-flight requests on SIGTERM")
+	f.BoolVar(&o.events, "events", true, "record Kubernetes Events (events.k8s.io) on policies: denials, Audit violations, policies loaded, broken or insecure (needs a cluster)")
+	f.BoolVar(&o.policyReports, "policy-reports", true, "write a wgpolicyk8s.io PolicyReport for every admitted resource a policy applies to (needs a cluster and the CRDs)")
+	o.creds.register(f)
 	return cmd
 }
 
@@ -93,7 +100,11 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if err != nil {
 		return invalid(err)
 	}
-	if len(o.policies) == 0 && dyn == nil {
+	clusterPolicies := dyn // nil with --cluster-policies=false; dyn still writes PolicyReports
+	if !o.cluster {
+		clusterPolicies = nil
+	}
+	if len(o.policies) == 0 && clusterPolicies == nil {
 		return invalid(errors.New("serve: give --policies PATH and/or a cluster (--kubeconfig or in-cluster)"))
 	}
 	reg := prometheus.NewRegistry()
@@ -102,11 +113,19 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if err != nil {
 		return invalid(err)
 	}
+	obs, err := newObservability(reg, results, kube, dyn, o.events, o.policyReports, log)
+	if err != nil {
+		return err
+	}
 	empty, err := policy.NewSet(nil)
 	if err != nil {
 		return err
 	}
-	base, err := newEngine(empty, registry.Options{}, engineExtras{cache: results, workers: o.workers})
+	creds, err := o.creds.resolver(kube)
+	if err != nil {
+		return invalid(fmt.Errorf("serve: %w", err))
+	}
+	base, err := newEngine(empty, registry.Options{Metrics: obs.requests}, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications})
 	if err != nil {
 		return err
 	}
@@ -126,7 +145,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 		roles = rbac.For
 	}
 	src, err := source.New(source.Options{
-		Paths: o.policies, Dynamic: dyn, Kube: kube, Registerer: reg, Logger: log,
+		Paths: o.policies, Dynamic: clusterPolicies, Events: obs.policyEvents(), Registerer: reg, Logger: log,
 		OnChange: func(set *policy.Set) { current.Store(base.With(set)) },
 	})
 	if err != nil {
@@ -134,14 +153,16 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Run(ctx) }()
+	go obs.run(ctx)
 	srv, err := webhook.New(webhook.Options{
 		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels, Roles: roles,
 		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace,
+		OnAdmission: obs.onAdmission(), CheckPolicy: policy.Check,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("vouch serve listening", "addr", o.listen, "policies", strings.Join(o.policies, ","), "cluster", dyn != nil)
+	log.Info("vouch serve listening", "addr", o.listen, "policies", strings.Join(o.policies, ","), "cluster", clusterPolicies != nil)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ListenAndServe(ctx) }()
 	select {
@@ -198,9 +219,6 @@ func (o *serveOptions) clients() (kubernetes.Interface, dynamic.Interface, error
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !o.cluster {
-		return kube, nil, nil
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {

@@ -3,6 +3,9 @@
 // digest pinning) and the validation phase (required, verifyDigest), as Kyverno's verifyImages
 // does (spec §2). It is the single entry point the CLI and the webhook share.
 //
+// Registry credentials are chosen per verifyImages entry and object through Credentials
+// (spec §7) and carried to every registry call of the entry as a registry.Scope.
+//
 // The validation phase is decided from what this engine itself verified during the same
 // evaluation, never from verification annotations the object arrived with (DESIGN §6).
 package engine

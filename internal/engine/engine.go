@@ -10,6 +10,7 @@ import (
 	"github.com/vouchproject/vouch/internal/imageref"
 	"github.com/vouchproject/vouch/internal/patch"
 	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/verify"
 )
 
@@ -38,19 +39,62 @@ type Registry interface {
 	Resolve(ctx context.Context, ref imageref.Ref, insecure bool) (string, error)
 }
 
+// Credentials chooses the registry credentials of a verifyImages entry for one object
+// (spec §7). The engine asks once per entry and evaluation, and runs the entry's registry
+// calls — tag resolution and signature fetches alike — in the returned scope.
+type Credentials interface {
+	// Scope returns the credentials for the entry's registry calls: entry is the entry's
+	// imageRegistryCredentials (nil when it has none), namespace the object's, pullSecrets
+	// the names in its pod spec's imagePullSecrets (Kyverno takes them from the first image
+	// extracted for the rule). An error means credentials the configuration names could not
+	// be read; the entry's images cannot be verified. Errors name Secrets, never their data.
+	Scope(ctx context.Context, entry *v1.ImageRegistryCredentials, namespace string, pullSecrets []string) (registry.Scope, error)
+}
+
 // Options configures an Engine.
 type Options struct {
 	Policies *policy.Set
 	// Registry resolves tags to digests; nil means images that need one are errors.
 	Registry Registry
+	// Credentials chooses each entry's registry credentials for each object (spec §7); nil
+	// means every registry call uses the registry clients' own keychain.
+	Credentials Credentials
 	// Verifiers by verification type (Cosign, SigstoreBundle, Notary); a type without a
 	// verifier makes its images errors, never passes.
 	Verifiers map[string]verify.Verifier
 	// Cache holds verification results by digest across evaluations; nil means no cache.
 	Cache *cache.Cache
-	// Workers bounds the image verifications running at once across all evaluations; 0 means
-	// DefaultWorkers.
+	// Workers bounds the image verifications (signature fetches and checks) running at once
+	// across all evaluations; 0 means DefaultWorkers. Resolving tags, cache hits and waiting
+	// for a verification another evaluation started take no worker.
 	Workers int
+	// Observer, when set, is told of every verification the engine runs (for metrics).
+	Observer Observer
+}
+
+// Observer receives what the engine does, for metrics. Its methods are called on the
+// admission path, concurrently, and must be cheap and must not block.
+type Observer interface {
+	// Verified is called once for each verification that ran — not for cache hits, and once
+	// for callers that shared a verification in flight — with the entry's verification type
+	// (Cosign, SigstoreBundle, Notary), the signature discovery route (see Route) and the
+	// result: Pass, Fail, or Error when vouch could not decide.
+	Verified(verificationType, route string, result Status)
+}
+
+// Signature discovery routes reported to the Observer.
+const (
+	RouteLegacyTag     = "legacy-tag"     // cosign's sha256-<hex>.sig tag
+	RouteOCI11Referrer = "oci11-referrer" // OCI 1.1 referrers API (tag-schema fallback included)
+)
+
+// Route returns the signature discovery route an entry's configuration selects: OCI 1.1
+// referrers for cosignOCI11, SigstoreBundle and Notary, cosign's legacy tag otherwise.
+func Route(v *policy.Verification) string {
+	if v.Entry.CosignOCI11 || v.Type == v1.SigstoreBundle || v.Type == v1.Notary {
+		return RouteOCI11Referrer
+	}
+	return RouteLegacyTag
 }
 
 // DefaultWorkers is the default size of the verification worker pool.
@@ -59,11 +103,14 @@ const DefaultWorkers = 32
 // Engine evaluates compiled policies. It holds no per-request state and is safe for
 // concurrent use.
 type Engine struct {
+	credentials Credentials // nil: the registry clients' own keychain
+
 	policies  *policy.Set
 	registry  Registry
 	verifiers map[string]verify.Verifier
 	cache     *cache.Cache
 	workers   chan struct{}
+	observer  Observer
 }
 
 // New returns an engine for the given options.
@@ -77,8 +124,8 @@ func New(opts Options) (*Engine, error) {
 	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
 	}
-	return &Engine{policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers,
-		cache: opts.Cache, workers: make(chan struct{}, opts.Workers)}, nil
+	return &Engine{credentials: opts.Credentials, policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers,
+		cache: opts.Cache, workers: make(chan struct{}, opts.Workers), observer: opts.Observer}, nil
 }
 
 // Policies returns the compiled policy set the engine enforces.
@@ -148,7 +195,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	}
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User, mreq.Subresource = req.NamespaceLabels, req.User, req.Subresource
-	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}}
+	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}, namespace: mreq.Namespace}
 	// Mutation phase of every applicable rule first, then the validation phase, so that
 	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
 	// webhook sees the mutated object.

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/vouchproject/vouch/internal/cache"
+	"github.com/vouchproject/vouch/internal/extract"
 	"github.com/vouchproject/vouch/internal/imageref"
 	"github.com/vouchproject/vouch/internal/patch"
 	"github.com/vouchproject/vouch/internal/policy"
@@ -23,12 +24,31 @@ type evaluation struct {
 	meta     patch.Metadata
 	pins     []patch.Operation
 	pinned   map[string]string // JSON pointer -> digest pinned there
+
+	// Registry credentials (spec §7), guarded by mu.
+	namespace   string                                // the object's namespace
+	pullSecrets map[*policy.Rule][]string             // the rule's first image's imagePullSecrets
+	access      map[*policy.Verification]*accessState // each entry's credential scope
 }
 
+// subjectState is one image's resolution. The digest, once resolved with any entry's
+// credentials, is THE digest of the evaluation (verified, pinned, recorded); a failure is kept
+// per credential scope, so that one entry's missing credentials do not fail another's. The
+// memo of signature fetches is per scope too: what one entry's credentials read, or failed to
+// read, is not reused under another's.
 type subjectState struct {
-	once    sync.Once
-	subject verify.Subject
-	err     error
+	mu       sync.Mutex
+	subject  verify.Subject
+	resolved bool
+	failures map[string]error        // by registry.Scope.Key
+	memos    map[string]*verify.Memo // by registry.Scope.Key
+}
+
+// accessState is one entry's credential scope in an evaluation, asked for once.
+type accessState struct {
+	once  sync.Once
+	scope registry.Scope
+	err   error
 }
 
 // imageState tracks one distinct image of a rule through both phases.
@@ -119,7 +139,7 @@ func (ev *evaluation) applyEntry(ctx context.Context, rule *policy.Rule, v *poli
 		}
 	}
 	if v.MutateDigest && !im.ref.HasDigest() && !im.pinned {
-		ev.pin(ctx, v, im)
+		ev.pin(ctx, rule, v, im)
 	}
 }
 
@@ -153,6 +173,10 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	if len(v.Attestations) > 0 {
 		return undecided(errors.New("attestations are not supported yet"))
 	}
+	ctx, err := ev.withCredentials(ctx, rule, v)
+	if err != nil {
+		return undecided(err)
+	}
 	subject, err := ev.subject(ctx, ref, v.Entry.Insecure)
 	if err != nil {
 		if verify.Undecided(err) {
@@ -161,12 +185,28 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 		return failed(err)
 	}
 	run := func(ctx context.Context) (verify.Result, error) {
-		return verify.VerifyAttestorSets(ctx, verifier, subject, &v.Entry, v.Attestors)
+		// The worker is taken here, by the one call that verifies, and not around the cache
+		// lookup: callers waiting for the same verification, or answered from the cache, hold
+		// none, so a slow verification cannot stall admissions of images already verified.
+		select {
+		case ev.engine.workers <- struct{}{}:
+			defer func() { <-ev.engine.workers }()
+		case <-ctx.Done():
+			return verify.Result{}, verify.Errorf(verify.CodeTimeout, "waiting for a verification worker", context.Cause(ctx))
+		}
+		res, err := verify.VerifyAttestorSets(ctx, verifier, subject, &v.Entry, v.Attestors)
+		ev.engine.observe(v, res, err)
+		return res, err
 	}
 	var res verify.Result
 	if c := ev.engine.cache; c != nil && v.UseCache {
 		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Digest: subject.Digest}
 		res, _, err = c.Do(ctx, key, run)
+		if ev.engine.credentials != nil && errors.Is(err, verify.ErrAuth) {
+			// The callers of one verification in flight share its outcome whatever their
+			// credentials, and a refusal may have been another object's: decide with ours.
+			res, err = run(ctx)
+		}
 	} else {
 		res, err = run(ctx)
 	}
@@ -184,10 +224,29 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	return outcome{status: Pass, message: "verified image signatures for " + s, digest: subject.Digest}
 }
 
+// observe reports a verification that ran to the engine's Observer.
+func (e *Engine) observe(v *policy.Verification, res verify.Result, err error) {
+	if e.observer == nil {
+		return
+	}
+	result := Pass
+	switch {
+	case err != nil, !res.Passed && verify.Undecided(res.Failure):
+		result = Error
+	case !res.Passed:
+		result = Fail
+	}
+	e.observer.Verified(string(v.Type), Route(v), result)
+}
+
 // pin replaces the tag with <registry>/<path>:<tag>@<digest> at every pointer of the image,
 // using the digest the image resolved to (spec §2.7).
-func (ev *evaluation) pin(ctx context.Context, v *policy.Verification, im *imageState) {
-	subject, err := ev.subject(ctx, im.ref, v.Entry.Insecure)
+func (ev *evaluation) pin(ctx context.Context, rule *policy.Rule, v *policy.Verification, im *imageState) {
+	ctx, err := ev.withCredentials(ctx, rule, v)
+	var subject verify.Subject
+	if err == nil {
+		subject, err = ev.subject(ctx, im.ref, v.Entry.Insecure)
+	}
 	if err != nil {
 		if im.response != Error && im.response != Fail {
 			im.respond(Error, fmt.Sprintf("failed to update digest: failed to fetch image reference: %s, error: %v", im.ref.String(), err))
@@ -208,8 +267,9 @@ func (ev *evaluation) pin(ctx context.Context, v *policy.Verification, im *image
 }
 
 // subject returns the image with the digest it resolves to, resolving each distinct image
-// (and insecure setting) once per evaluation, even when asked concurrently. An image given by
-// digest is not resolved.
+// (and insecure setting) once per evaluation, even when asked concurrently, with the
+// credentials of the scope ctx carries (see subjectState). An image given by digest is not
+// resolved.
 func (ev *evaluation) subject(ctx context.Context, ref imageref.Ref, insecure bool) (verify.Subject, error) {
 	key := ref.String()
 	if insecure {
@@ -218,25 +278,89 @@ func (ev *evaluation) subject(ctx context.Context, ref imageref.Ref, insecure bo
 	ev.mu.Lock()
 	st, ok := ev.subjects[key]
 	if !ok {
-		st = &subjectState{subject: verify.Subject{Ref: ref, Digest: ref.Digest, Memo: &verify.Memo{}}}
+		st = &subjectState{subject: verify.Subject{Ref: ref, Digest: ref.Digest}, resolved: ref.Digest != "",
+			failures: map[string]error{}, memos: map[string]*verify.Memo{}}
 		ev.subjects[key] = st
 	}
 	ev.mu.Unlock()
+	scope, _ := registry.ScopeOf(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	subject := st.subject
+	if subject.Memo = st.memos[scope.Key]; subject.Memo == nil {
+		subject.Memo = &verify.Memo{}
+		st.memos[scope.Key] = subject.Memo
+	}
+	if st.resolved {
+		return subject, nil
+	}
+	if err, ok := st.failures[scope.Key]; ok {
+		return subject, err
+	}
+	if ev.engine.registry == nil {
+		st.failures[scope.Key] = verify.Errorf(verify.CodeUnsupported, ErrNoVerifier.Error(), nil)
+		return subject, st.failures[scope.Key]
+	}
+	digest, err := ev.engine.registry.Resolve(ctx, ref, insecure)
+	if err != nil {
+		st.failures[scope.Key] = resolveError(err)
+		return subject, st.failures[scope.Key]
+	}
+	st.subject.Digest, st.resolved = digest, true
+	subject.Digest = digest
+	return subject, nil
+}
+
+// withCredentials returns ctx carrying the credential scope of the entry for this
+// evaluation's object (spec §7), asked of the engine's Credentials once per entry. Without
+// Credentials it returns ctx as it is. An error is undecided: the credentials the
+// configuration names could not be read.
+func (ev *evaluation) withCredentials(ctx context.Context, rule *policy.Rule, v *policy.Verification) (context.Context, error) {
+	creds := ev.engine.credentials
+	if creds == nil {
+		return ctx, nil
+	}
+	ev.mu.Lock()
+	if ev.access == nil {
+		ev.access = map[*policy.Verification]*accessState{}
+	}
+	st, ok := ev.access[v]
+	if !ok {
+		st = &accessState{}
+		ev.access[v] = st
+	}
+	secrets := ev.pullSecrets[rule]
+	ev.mu.Unlock()
 	st.once.Do(func() {
-		if ref.Digest != "" {
-			return
+		st.scope, st.err = creds.Scope(ctx, v.Credentials, ev.namespace, secrets)
+		switch {
+		case st.err == nil:
+		case errors.Is(st.err, context.DeadlineExceeded) || errors.Is(st.err, context.Canceled):
+			st.err = verify.Errorf(verify.CodeTimeout, "registry credentials", st.err)
+		default:
+			st.err = verify.Errorf(verify.CodeAuth, "registry auth", st.err)
 		}
-		if ev.engine.registry == nil {
-			st.err = verify.Errorf(verify.CodeUnsupported, ErrNoVerifier.Error(), nil)
-			return
-		}
-		digest, err := ev.engine.registry.Resolve(ctx, ref, insecure)
-		if err != nil {
-			st.err = resolveError(err)
-		}
-		st.subject.Digest = digest
 	})
-	return st.subject, st.err
+	if st.err != nil {
+		return ctx, st.err
+	}
+	return registry.WithScope(ctx, st.scope), nil
+}
+
+// usePullSecrets records the imagePullSecrets of the rule's object: those found on the way to
+// the first image extracted for the rule, as Kyverno takes them (spec §2.3).
+func (ev *evaluation) usePullSecrets(rule *policy.Rule, found []extract.Image, first imageref.Ref) {
+	for _, img := range found {
+		if img.Ref.String() == first.String() {
+			ev.mu.Lock()
+			if ev.pullSecrets == nil {
+				ev.pullSecrets = map[*policy.Rule][]string{}
+			}
+			ev.pullSecrets[rule] = img.PullSecrets
+			ev.mu.Unlock()
+			return
+		}
+	}
 }
 
 func resolveError(err error) error {

@@ -52,6 +52,7 @@ func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *po
 	if len(st.images) == 0 {
 		return nil // no image this rule cares about: not applicable (spec §2.3)
 	}
+	ev.usePullSecrets(rule, found, st.images[0].ref)
 	if rule.Unsupported != "" {
 		for _, im := range st.images {
 			im.verdict, im.vmessage = Error, rule.Unsupported
@@ -86,7 +87,9 @@ func (ev *evaluation) validateRule(st *ruleState, req *policy.Request) (ruleEval
 	return finish(st.out, st.rule, req, st.images), true
 }
 
-// verifyAll verifies the entry's images in parallel on the engine's bounded worker pool.
+// verifyAll verifies the entry's images in parallel. Only the verifications themselves run on
+// the engine's bounded worker pool (see verifyImage): resolving a tag, a cache hit and waiting
+// for another request's verification of the same digest take no worker.
 func (ev *evaluation) verifyAll(ctx context.Context, rule *policy.Rule, v *policy.Verification, images []*imageState) []outcome {
 	outcomes := make([]outcome, len(images))
 	var wg sync.WaitGroup
@@ -97,13 +100,7 @@ func (ev *evaluation) verifyAll(ctx context.Context, rule *policy.Rule, v *polic
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case ev.engine.workers <- struct{}{}:
-				defer func() { <-ev.engine.workers }()
-				outcomes[i] = ev.verifyImage(ctx, rule, v, im.ref)
-			case <-ctx.Done():
-				outcomes[i] = ev.verifyImage(ctx, rule, v, im.ref) // reports the timeout
-			}
+			outcomes[i] = ev.verifyImage(ctx, rule, v, im.ref)
 		}()
 	}
 	wg.Wait()

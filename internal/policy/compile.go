@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
@@ -38,6 +39,7 @@ func Compile(api *v1.Policy, source string) (*Policy, []string, error) {
 		Background:      api.Spec.GetBackground(),
 		ApplyOne:        api.Spec.GetApplyRules() == v1.ApplyOne,
 		API:             api,
+		Insecure:        Insecure(api),
 	}
 	if p.Kind == v1.KindPolicy && p.Namespace == "" {
 		p.Namespace = "default"
@@ -47,12 +49,22 @@ func Compile(api *v1.Policy, source string) (*Policy, []string, error) {
 		// and version them by content, so that caches keyed on both see every change.
 		p.UID = "file:" + p.Kind + "/" + p.ReportName()
 	}
+	trustedRoot, hasTrustedRoot := api.Annotations[verify.TrustedRootAnnotation]
 	if p.ResourceVersion == "" {
 		data, _ := json.Marshal(api.Spec)
+		if hasTrustedRoot {
+			data = append(data, trustedRoot...) // trust material: a change is a new version
+		}
 		sum := sha256.Sum256(data)
 		p.ResourceVersion = "sha256:" + hex.EncodeToString(sum[:8])
 	}
 	var problems field.ErrorList
+	if hasTrustedRoot {
+		if _, err := root.NewTrustedRootFromJSON([]byte(trustedRoot)); err != nil {
+			problems = append(problems, field.Invalid(field.NewPath("metadata", "annotations").Key(verify.TrustedRootAnnotation), field.OmitValueType{},
+				"not a Sigstore trusted_root.json: "+err.Error()))
+		}
+	}
 	for i, o := range api.Spec.ValidationFailureActionOverrides {
 		sel, err := compileSelector(o.NamespaceSelector)
 		if err != nil {
@@ -129,6 +141,9 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 		vp := path.Child("verifyImages").Index(i)
 		v, verrs := compileVerification(&r.VerifyImages[i], i, vp)
 		errs = append(errs, verrs...)
+		if tr, ok := p.Annotations[verify.TrustedRootAnnotation]; ok && v != nil {
+			v.Entry.TrustedRoot = []byte(tr)
+		}
 		if v != nil {
 			rule.Verifications = append(rule.Verifications, v)
 		}

@@ -8,6 +8,11 @@
 // cost grows with the rules that can apply, not with all policies. Errors carry the policy's
 // location and Kubernetes-style field paths.
 //
+// Insecure lists the valid but weakening settings of a policy (transparency log or SCT
+// checks off, insecure registries, unanchored identity regexps, image patterns that do not
+// fix the registry host, failurePolicy: Ignore) with their field paths; Check is the policy
+// admission webhook's validation, the same as `vouch apply`'s plus those warnings.
+//
 // Set.Match implements Kyverno's match/exclude semantics (kinds with group/version/subresource
 // and wildcards, names, namespaces, annotations, label and namespace selectors with wildcard
 // keys and values, operations, subjects, roles, cluster roles) and the rule that a namespaced

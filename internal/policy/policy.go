@@ -32,6 +32,9 @@ type Policy struct {
 
 	API *v1.Policy // the decoded policy; read-only; may be nil for a broken policy
 	Err error      // set for a policy that could not be loaded (see Broken)
+	// Insecure lists the settings that weaken verification (see Insecure), found once at
+	// compilation.
+	Insecure []Finding
 }
 
 // ReportName is the policy name as Kyverno reports it: "<namespace>/<name>" for a namespaced

@@ -97,18 +97,10 @@ func LoadDocuments(docs []manifest.Document) (*Set, []string, error) {
 		errs     []error
 	)
 	for _, d := range docs {
-		api, err := v1.DecodePolicy(d.JSON)
+		p, ws, err := CompileDocument(d.JSON, d.Location())
+		warnings = append(warnings, ws...)
 		if err != nil {
-			errs = append(errs, &manifest.Error{Location: d.Location(), Err: indent(err)})
-			continue
-		}
-		label := fmt.Sprintf("%s %s/%s", d.Location(), api.Kind, api.Name)
-		p, ws, err := Compile(api, label)
-		for _, w := range ws {
-			warnings = append(warnings, label+": "+w)
-		}
-		if err != nil {
-			errs = append(errs, &manifest.Error{Location: label, Err: indent(err)})
+			errs = append(errs, err)
 			continue
 		}
 		policies = append(policies, p)
@@ -123,8 +115,50 @@ func LoadDocuments(docs []manifest.Document) (*Set, []string, error) {
 	return set, warnings, err
 }
 
+// CompileDocument decodes, validates and compiles one policy document (JSON), as `vouch apply`
+// and the policy admission webhook do. An error is a *manifest.Error naming the location (and,
+// once the document could be decoded, "<Kind>/<name>") whose cause lists one field-path
+// problem per line (see Problems). Warnings are Kyverno's deprecation notices, prefixed the
+// same way.
+func CompileDocument(data []byte, location string) (*Policy, []string, error) {
+	api, err := v1.DecodePolicy(data)
+	if err != nil {
+		return nil, nil, &manifest.Error{Location: location, Err: indent(err)}
+	}
+	label := fmt.Sprintf("%s %s/%s", location, api.Kind, api.Name)
+	p, ws, err := Compile(api, label)
+	warnings := make([]string, 0, len(ws))
+	for _, w := range ws {
+		warnings = append(warnings, label+": "+w)
+	}
+	if err != nil {
+		return nil, warnings, &manifest.Error{Location: label, Err: indent(err)}
+	}
+	return p, warnings, nil
+}
+
+// Problems returns the field-path problems of an error of CompileDocument, DecodePolicy or
+// Compile without the location: "<path>: <problem>", one per line, sorted — the lines
+// `vouch apply` prints.
+func Problems(err error) string {
+	var me *manifest.Error
+	if errors.As(err, &me) {
+		err = me.Err
+	}
+	return strings.Join(problemLines(err), "\n")
+}
+
 // indent renders a multi-problem error one problem per line, sorted for stable output.
 func indent(err error) error {
+	lines := problemLines(err)
+	if len(lines) == 1 {
+		return errors.New(lines[0])
+	}
+	return errors.New("\n  " + strings.Join(lines, "\n  "))
+}
+
+// problemLines splits an error into its non-empty lines, trimmed and sorted.
+func problemLines(err error) []string {
 	var lines []string
 	for _, l := range strings.Split(err.Error(), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
@@ -132,8 +166,5 @@ func indent(err error) error {
 		}
 	}
 	sort.Strings(lines)
-	if len(lines) == 1 {
-		return errors.New(lines[0])
-	}
-	return errors.New("\n  " + strings.Join(lines, "\n  "))
+	return lines
 }

@@ -21,6 +21,7 @@ import (
 // larger than MaxManifestBytes is refused even when HEAD reports it.
 func (c *Client) Resolve(ctx context.Context, ref name.Reference) (v1.Descriptor, error) {
 	const op = "resolve"
+	c = c.scoped(ctx)
 	r, err := c.reparse(ref)
 	if err != nil {
 		return v1.Descriptor{}, wrapErr(op, ref.String(), err)
@@ -73,6 +74,7 @@ func headFallback(ctx context.Context, err error) bool {
 // ImageIndex…).
 func (c *Client) Manifest(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
 	const op = "manifest"
+	c = c.scoped(ctx)
 	r, err := c.reparse(ref)
 	if err != nil {
 		return nil, wrapErr(op, ref.String(), err)
@@ -91,6 +93,7 @@ func (c *Client) Manifest(ctx context.Context, ref name.Reference) (*remote.Desc
 // Blob fetches the blob ref names, at most MaxBlobBytes, verified against its digest.
 func (c *Client) Blob(ctx context.Context, ref name.Digest) ([]byte, error) {
 	const op = "blob"
+	c = c.scoped(ctx)
 	r, err := c.reparse(ref)
 	if err != nil {
 		return nil, wrapErr(op, ref.String(), err)
@@ -125,6 +128,7 @@ func (c *Client) Blob(ctx context.Context, ref name.Digest) ([]byte, error) {
 // No referrers is an empty list, not an error.
 func (c *Client) Referrers(ctx context.Context, d name.Digest, artifactType string) ([]v1.Descriptor, error) {
 	const op = "referrers"
+	c = c.scoped(ctx)
 	r, err := c.reparse(d)
 	if err != nil {
 		return nil, wrapErr(op, d.String(), err)

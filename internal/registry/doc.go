@@ -9,14 +9,18 @@
 //     before reading and while streaming, so a registry that claims or serves gigabytes costs
 //     kilobytes; it verifies manifest and blob bodies against the digest they were asked for
 //     (or, for a manifest fetched by tag, the Docker-Content-Digest the registry announced); it
-//     ends redirect chains after MaxRedirects hops; it removes the credentials it just sent from
-//     error bodies before anyone can print them; and it counts requests (Counter).
+//     ends redirect chains after MaxRedirects hops; it removes the credentials it just sent (the
+//     Authorization header, the identity token or password of an OAuth2 token form) from error
+//     bodies before anyone can print them; and it counts requests (Counter).
 //   - Resolve, Manifest, Blob and Referrers are the engine's calls: tag or digest to descriptor
 //     (HEAD first, verified GET as fallback), capped and verified manifests and blobs, and OCI 1.1
 //     referrers with ggcr's fallback to the "sha256-<hex>" tag schema, limited to MaxReferrers
 //     descriptors as Kyverno does (spec §3.11, §4).
-//   - Credentials come from an authn.Keychain (Kyverno's pull secrets and provider helpers are
-//     turned into one by the caller, spec §7); Insecure is Kyverno's allowInsecureRegistry.
+//   - Credentials come from an authn.Keychain: Options.Keychain, or the Scope a call's context
+//     carries (WithScope) — one verifyImages entry's credentials for one object, built by
+//     internal/credentials from Kyverno's pull secrets and helpers (spec §7). Each Scope gets a
+//     client of its own sharing the transport, so pings and tokens are reused per Scope and
+//     never across them. Insecure is Kyverno's allowInsecureRegistry.
 //     Loopback and RFC 1918 registries are spoken to over plain HTTP without it, as ggcr does.
 //   - Failures are *Error values with a stable Code (auth, not-found, unavailable, timeout,
 //     too-large, invalid) so the engine can tell "the image failed" from "vouch could not decide";

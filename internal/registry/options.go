@@ -77,6 +77,7 @@ type Client struct {
 	keychain  authn.Keychain
 	transport *roundTripper
 	nameOpts  []name.Option
+	scopes    *scopes // per-credential-scope clients (nil in those clients themselves)
 
 	mu         sync.Mutex
 	puller     *remote.Puller
@@ -111,7 +112,7 @@ func New(opts Options) (*Client, error) {
 	opts.MaxRedirects = orDefault(opts.MaxRedirects, DefaultMaxRedirects)
 	opts.MaxReferrers = orDefault(opts.MaxReferrers, DefaultMaxReferrers)
 	opts.UserAgent = orDefault(opts.UserAgent, DefaultUserAgent)
-	c := &Client{opts: opts, keychain: opts.Keychain}
+	c := &Client{opts: opts, keychain: opts.Keychain, scopes: newScopes()}
 	if c.keychain == nil {
 		c.keychain = authn.DefaultKeychain
 	}
@@ -167,14 +168,20 @@ func (c *Client) NameOptions() []name.Option {
 func (c *Client) Transport() http.RoundTripper { return c.transport }
 
 // Keychain returns the keychain the Client authenticates with, for libraries that need
-// credentials in their own form (oras-go's credential function).
+// credentials in their own form (oras-go's credential function). KeychainFor gives the one
+// of a call's credential scope.
 func (c *Client) Keychain() authn.Keychain { return c.keychain }
+
+// KeychainFor returns the keychain of the credential Scope ctx carries, else Keychain().
+func (c *Client) KeychainFor(ctx context.Context) authn.Keychain { return c.scoped(ctx).keychain }
 
 // RemoteOptions returns the ggcr options that route a call through this Client: its transport,
 // keychain, user agent and retry policy, ctx, and remote.Reuse of its Puller so that pings and
 // token exchanges are shared with every other call on the same repository. Pass them to every
-// ggcr call, including those made by cosign (ociremote.WithRemoteOptions).
+// ggcr call, including those made by cosign (ociremote.WithRemoteOptions). The credentials are
+// those of the Scope ctx carries (WithScope), else Options.Keychain.
 func (c *Client) RemoteOptions(ctx context.Context) []remote.Option {
+	c = c.scoped(ctx)
 	opts := c.baseOptions()
 	opts = append(opts, remote.WithContext(ctx))
 	if p := c.pullerNow(); p != nil {

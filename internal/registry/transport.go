@@ -53,6 +53,13 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &Error{Code: CodeUnavailable, Err: fmt.Errorf("stopped after %d redirects from %s", t.maxRedirects, safeURL(origin.URL))}
 	}
 	ctx := req.Context()
+	var formSecrets []string
+	if req.Method == http.MethodPost && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		var err error
+		if req, formSecrets, err = readForm(req); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		t.metrics.add(RequestKey{Host: req.URL.Host, Method: req.Method, Kind: kind})
@@ -64,8 +71,8 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.metrics.add(RequestKey{Host: req.URL.Host, Method: req.Method, Kind: kind, Status: resp.StatusCode})
 
 	switch {
-	case resp.StatusCode >= 400 || (kind == KindToken && req.Method != http.MethodHead):
-		return scrubBody(ctx, req, resp)
+	case resp.StatusCode >= 400 || (kind == KindToken && req.Method != http.MethodHead) || formSecrets != nil:
+		return scrubBody(ctx, req, resp, formSecrets)
 	case req.Method == http.MethodHead:
 		return resp, nil // no body; Content-Length describes the entity, not this response
 	}
@@ -188,8 +195,8 @@ func (b *cappedBody) Close() error { return b.rc.Close() }
 // token response (at most smallBodyLimit, more is too large) — and removes from it the
 // credentials req carried: a registry or token server that echoes the Authorization header (or
 // the password in it) must not get it printed in an error message, which ggcr builds from these
-// bodies.
-func scrubBody(ctx context.Context, req *http.Request, resp *http.Response) (*http.Response, error) {
+// bodies. extra are further credentials the request carried (see readForm).
+func scrubBody(ctx context.Context, req *http.Request, resp *http.Response, extra []string) (*http.Response, error) {
 	limit := int64(errorBodyLimit)
 	if resp.StatusCode < 400 {
 		limit = smallBodyLimit
@@ -205,13 +212,59 @@ func scrubBody(ctx context.Context, req *http.Request, resp *http.Response) (*ht
 		}
 		body = body[:limit]
 	}
-	for _, s := range secretsOf(req.Header) {
+	for _, s := range append(secretsOf(req.Header), escapedForms(extra)...) {
 		body = bytes.ReplaceAll(body, []byte(s), []byte("REDACTED"))
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// credentialFields are the form fields of an OAuth2 token request that carry credentials:
+// ggcr sends an identity token (ACR's, docker login's) as refresh_token, and a password grant
+// as password.
+var credentialFields = []string{"refresh_token", "password", "access_token"}
+
+// readForm returns a copy of a form POST (an OAuth2 token request) whose form body has been read (at most
+// smallBodyLimit bytes) and put back, with the credentials the form carries: the request body
+// is the only place an identity token travels, and a token server may echo it in an error.
+func readForm(req *http.Request) (*http.Request, []string, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, smallBodyLimit+1))
+	req.Body.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) > smallBodyLimit {
+		return nil, nil, tooLarge(fmt.Sprintf("token request to %s", safeURL(req.URL)), smallBodyLimit, "")
+	}
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	var secrets []string
+	if form, err := url.ParseQuery(string(body)); err == nil {
+		for _, f := range credentialFields {
+			secrets = append(secrets, form[f]...)
+		}
+	}
+	return out, secrets, nil
+}
+
+// escapedForms returns each credential at least minSecretLen long, also URL- and JSON-escaped.
+func escapedForms(raw []string) []string {
+	var out []string
+	for _, s := range raw {
+		if len(s) < minSecretLen {
+			continue
+		}
+		j, _ := json.Marshal(s)
+		out = append(out, s, url.QueryEscape(s), string(j[1:len(j)-1]))
+	}
+	return out
 }
 
 // secretsOf returns the credential fragments of an Authorization header in the forms a server
@@ -235,13 +288,5 @@ func secretsOf(h http.Header) []string {
 			}
 		}
 	}
-	var out []string
-	for _, s := range raw {
-		if len(s) < minSecretLen {
-			continue
-		}
-		j, _ := json.Marshal(s)
-		out = append(out, s, url.QueryEscape(s), string(j[1:len(j)-1]))
-	}
-	return out
+	return escapedForms(raw)
 }

@@ -21,7 +21,9 @@ func TestRolesFor(t *testing.T) {
 	}
 	user := func(n string) rbacv1.Subject { return rbacv1.Subject{Kind: rbacv1.UserKind, Name: n} }
 	group := func(n string) rbacv1.Subject { return rbacv1.Subject{Kind: rbacv1.GroupKind, Name: n} }
-	sa := func(ns, n string) rbacv1.Subject { return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: n} }
+	sa := func(ns, n string) rbacv1.Subject {
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: n}
+	}
 	kube := fake.NewClientset(
 		rb("team-a", "dev", "Role", "deployer", user("alice")),
 		rb("team-a", "view", "ClusterRole", "view", group("devs")),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
@@ -41,23 +41,39 @@ type Options struct {
 	Interval time.Duration // 0 means 2 s
 	// Dynamic, when set, watches ClusterPolicy and Policy objects of the cluster.
 	Dynamic dynamic.Interface
-	// Kube, when set, receives a Warning Event for every policy that cannot be loaded.
-	Kube kubernetes.Interface
+	// Events, when set, receives an Event for every cluster policy (new generation) that is
+	// loaded (Normal, PolicyLoaded), cannot be loaded (Warning, PolicyError) or uses insecure
+	// settings (Warning, InsecurePolicy). internal/recorder implements it.
+	Events PolicyEvents
 	// OnChange receives every new compiled set. Required.
 	OnChange func(*policy.Set)
-	// Registerer receives the vouch_policies gauge; nil means none.
+	// Registerer receives the vouch_policies and vouch_policy_insecure_settings gauges; nil
+	// means none.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
+
+// PolicyEvents records Kubernetes Events about policy objects; it must not block.
+type PolicyEvents interface {
+	PolicyEvent(regarding corev1.ObjectReference, eventType, reason, action, note string)
+}
+
+// Reasons of the Events about policies.
+const (
+	ReasonPolicyLoaded   = "PolicyLoaded"
+	ReasonPolicyError    = "PolicyError"
+	ReasonInsecurePolicy = "InsecurePolicy"
+)
 
 // Source keeps the compiled policy set in step with files and the cluster.
 type Source struct {
 	opts    Options
 	log     *slog.Logger
 	gauge   *prometheus.GaugeVec
+	unsafe  *prometheus.GaugeVec
 	mu      sync.Mutex
 	compile map[string]*policy.Policy // by identity + version, to recompile only what changed
-	events  map[string]bool           // broken policy versions already reported
+	events  map[string]bool           // policy generations already reported
 	files   []*policy.Policy
 	cluster []*policy.Policy
 	fileSum [32]byte
@@ -80,9 +96,13 @@ func New(opts Options) (*Source, error) {
 		s.log = slog.Default()
 	}
 	s.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vouch_policies", Help: "Policies by state: loaded, or broken (cannot be compiled; their rules fail closed)."}, []string{"state"})
+	s.unsafe = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vouch_policy_insecure_settings",
+		Help: "Insecure settings in the loaded policies, by setting (ignoreTlog, ignoreSCT, allowInsecureRegistry, unanchoredRegExp, hostWildcard, failurePolicyIgnore)."}, []string{"setting"})
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.gauge); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{s.gauge, s.unsafe} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return s, nil
@@ -216,6 +236,8 @@ func (s *Source) load(data []byte, where string) *policy.Policy {
 	}
 	if err != nil {
 		p = s.broken(data, api, where, err)
+	} else {
+		s.loaded(p, where)
 	}
 	s.mu.Lock()
 	s.compile[key] = p
@@ -241,32 +263,38 @@ func (s *Source) broken(data []byte, api *v1.Policy, where string, cause error) 
 	s.log.Error("policy cannot be loaded; its rules fail closed", "policy", where, "failurePolicy", fp, "err", cause)
 	p := policy.Broken(head.Kind, head.Metadata.Namespace, head.Metadata.Name, api, fp, cause)
 	p.Source = where
-	s.event(head.Kind, head.Metadata, cause)
+	s.event(head.Kind, head.Metadata, corev1.EventTypeWarning, ReasonPolicyError, "Load",
+		"vouch cannot enforce this policy; its rules deny matching resources unless failurePolicy is Ignore: "+cause.Error())
 	return p
 }
 
-func (s *Source) event(kind string, meta metav1.ObjectMeta, cause error) {
-	if s.opts.Kube == nil || meta.UID == "" || s.events[string(meta.UID)+meta.ResourceVersion] {
+// loaded logs a compiled policy's insecure settings and reports the policy with Events.
+func (s *Source) loaded(p *policy.Policy, where string) {
+	for _, f := range p.Insecure {
+		s.log.Warn("policy uses an insecure setting", "policy", where, "setting", f.Setting, "field", f.Path, "why", f.Message)
+	}
+	s.event(p.Kind, p.API.ObjectMeta, corev1.EventTypeNormal, ReasonPolicyLoaded, "Load",
+		fmt.Sprintf("vouch enforces this policy: %d verifyImages rule(s), autogen included", len(p.Rules)))
+	if len(p.Insecure) > 0 {
+		notes := make([]string, len(p.Insecure))
+		for i, f := range p.Insecure {
+			notes[i] = f.String()
+		}
+		s.event(p.Kind, p.API.ObjectMeta, corev1.EventTypeWarning, ReasonInsecurePolicy, "Load",
+			fmt.Sprintf("vouch enforces this policy with %d insecure setting(s): %s", len(p.Insecure), strings.Join(notes, "; ")))
+	}
+}
+
+// event reports a cluster policy with an Event, once per generation (status updates change
+// the resourceVersion, not the generation) and reason.
+func (s *Source) event(kind string, meta metav1.ObjectMeta, eventType, reason, action, note string) {
+	key := fmt.Sprintf("%s/%d/%s", meta.UID, meta.Generation, reason)
+	if s.opts.Events == nil || meta.UID == "" || s.events[key] {
 		return
 	}
-	s.events[string(meta.UID)+meta.ResourceVersion] = true
-	ns := meta.Namespace
-	if ns == "" {
-		ns = metav1.NamespaceDefault
-	}
-	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: meta.Name + ".", Namespace: ns},
-		InvolvedObject: corev1.ObjectReference{APIVersion: v1.Group + "/" + v1.Version, Kind: kind,
-			Name: meta.Name, Namespace: meta.Namespace, UID: meta.UID, ResourceVersion: meta.ResourceVersion},
-		Reason: "PolicyError", Type: corev1.EventTypeWarning, Source: corev1.EventSource{Component: "vouch"},
-		Message:        "vouch cannot enforce this policy; its rules deny matching resources unless failurePolicy is Ignore: " + cause.Error(),
-		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := s.opts.Kube.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		s.log.Warn("recording an Event", "err", err)
-	}
+	s.events[key] = true
+	s.opts.Events.PolicyEvent(corev1.ObjectReference{APIVersion: v1.Group + "/" + v1.Version, Kind: kind,
+		Name: meta.Name, Namespace: meta.Namespace, UID: meta.UID}, eventType, reason, action, note)
 }
 
 // publish compiles the union of file and cluster policies into a set and hands it over.
@@ -292,10 +320,18 @@ func (s *Source) publish() {
 		return
 	}
 	broken := 0
+	settings := map[policy.Setting]int{}
 	for _, p := range unique {
 		if p.Err != nil {
 			broken++
 		}
+		for _, f := range p.Insecure {
+			settings[f.Setting]++
+		}
+	}
+	for _, setting := range []policy.Setting{policy.SettingIgnoreTlog, policy.SettingIgnoreSCT, policy.SettingInsecureRegistry,
+		policy.SettingUnanchoredRegExp, policy.SettingHostWildcard, policy.SettingFailOpen} {
+		s.unsafe.WithLabelValues(string(setting)).Set(float64(settings[setting]))
 	}
 	s.gauge.WithLabelValues("loaded").Set(float64(len(unique) - broken))
 	s.gauge.WithLabelValues("broken").Set(float64(broken))

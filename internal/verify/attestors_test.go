@@ -142,7 +142,7 @@ func TestErrorCodes(t *testing.T) {
 	if !Undecided(errors.New("unexpected")) || Undecided(e) || !Undecided(ErrAuth) {
 		t.Error("Undecided classification wrong")
 	}
-	for _, c := range []Code{CodeNoSignatures, CodeNoMatch, CodeAnnotations, CodeDigestMismatch, CodeNotFound, CodeInvalid, CodeTooLarge} {
+	for _, c := range []Code{CodeNoSignatures, CodeNoMatch, CodeAnnotations, CodeDigestMismatch, CodeNotFound, CodeInvalid, CodeTooLarge, CodeIdentity} {
 		if c.Undecided() {
 			t.Errorf("%s is a failure, not undecided", c)
 		}

@@ -18,6 +18,7 @@ const (
 	CodeNotFound       Code = "image-not-found"       // the image (tag or digest) does not exist
 	CodeInvalid        Code = "invalid-signature"     // malformed signature material
 	CodeTooLarge       Code = "too-large"             // a response exceeded a cap
+	CodeIdentity       Code = "identity-mismatch"     // verified signatures, none by the identity the policy names
 )
 
 // Codes on the "could not decide" channel: failurePolicy decides.
@@ -79,6 +80,7 @@ var (
 	ErrAuth           = &Error{Code: CodeAuth}
 	ErrTimeout        = &Error{Code: CodeTimeout}
 	ErrTooLarge       = &Error{Code: CodeTooLarge}
+	ErrIdentity       = &Error{Code: CodeIdentity}
 	ErrUnsupported    = &Error{Code: CodeUnsupported}
 )
 
@@ -121,6 +123,7 @@ func CodeOf(err error) Code {
 // FromRegistry wraps a registry error given its registry classification (the code strings of
 // internal/registry: auth, not-found, unavailable, timeout, too-large, invalid) into an
 // *Error on the right channel. Unknown codes are unavailable: undecided, never a verdict.
+// An authentication failure's message starts with "registry authentication failed".
 func FromRegistry(registryCode, msg string, err error) *Error {
 	code := map[string]Code{
 		"auth": CodeAuth, "not-found": CodeNotFound, "timeout": CodeTimeout,
@@ -128,6 +131,14 @@ func FromRegistry(registryCode, msg string, err error) *Error {
 	}[registryCode]
 	if code == "" {
 		code = CodeUnavailable
+	}
+	if code == CodeAuth {
+		// Say so in words: the registry's own text varies (UNAUTHORIZED, DENIED, a 403 page).
+		if msg == "" {
+			msg = "registry authentication failed"
+		} else {
+			msg = "registry authentication failed: " + msg
+		}
 	}
 	return Errorf(code, msg, err)
 }

@@ -32,6 +32,10 @@ type Evidence struct {
 	Digest string // the digest the verified signature payload names
 }
 
+// TrustedRootAnnotation is the policy annotation that holds a Sigstore trusted_root.json (a
+// vouch extension, see docs/COMPATIBILITY.md): Entry.TrustedRoot.
+const TrustedRootAnnotation = "vouch.dev/trusted-root"
+
 // Entry holds what a verifyImages entry tells a verifier beyond its attestors.
 type Entry struct {
 	Type        string            // Cosign, SigstoreBundle or Notary
@@ -39,6 +43,11 @@ type Entry struct {
 	Annotations map[string]string // entry-level annotations, the default for attestors without their own
 	CosignOCI11 bool
 	Insecure    bool // imageRegistryCredentials.allowInsecureRegistry
+	// TrustedRoot is a Sigstore trusted_root.json (the policy's vouch.dev/trusted-root
+	// annotation, validated at load): the Fulcio CAs, Rekor and CT log keys and timestamp
+	// authorities an attestor falls back to for the trust material it does not name itself.
+	// Nil: none, and vouch never fetches the public-good one.
+	TrustedRoot []byte
 }
 
 // AttestorSet is a compiled attestor set: Required of Entries must verify (spec §5).

@@ -35,31 +35,61 @@ type review struct {
 	request    *admissionv1.AdmissionRequest
 }
 
-// serveAdmission is the handler of /mutate and /validate. Every request gets a well-formed
+// serveAdmission is the handler of /mutate and /validate.
+func (s *Server) serveAdmission(p phase) http.HandlerFunc {
+	return s.serveReview(string(p), func(ctx context.Context, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string) {
+		return s.admit(ctx, p, req, limit)
+	})
+}
+
+// admitFunc answers one decoded request, with the outcome label for metrics and logs.
+type admitFunc func(ctx context.Context, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string)
+
+// serveReview is the handler of every AdmissionReview route. Every request gets a well-formed
 // AdmissionReview back, in the version it was asked in (v1 when that cannot be told), as
 // controller-runtime's handler does: bad bodies, wrong content types and panics included.
-func (s *Server) serveAdmission(p phase) http.HandlerFunc {
+// Every request is timed and logged once with its UID.
+func (s *Server) serveReview(name string, admit admitFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rev := review{apiVersion: admissionv1.SchemeGroupVersion.String()}
 		outcome := "error"
 		defer func() {
 			if v := recover(); v != nil {
-				s.log.Error("panic while handling an admission request", "webhook", p, "uid", uid(rev), "panic", v, "stack", string(debug.Stack()))
+				s.log.Error("panic while handling an admission request", "webhook", name, "uid", uid(rev), "panic", v, "stack", string(debug.Stack()))
 				s.write(w, rev, errored(rev, http.StatusInternalServerError, "internal error while evaluating the request"))
 			}
-			s.metrics.observe(string(p), outcome, time.Since(start))
+			s.metrics.observe(name, outcome, time.Since(start))
 		}()
 		var err error
 		if rev, err = s.decode(r); err != nil {
-			s.log.Warn("malformed admission request", "webhook", p, "err", err)
+			s.log.Warn("malformed admission request", "webhook", name, "uid", uid(rev), "err", err)
 			s.write(w, rev, errored(rev, http.StatusBadRequest, err.Error()))
 			return
 		}
-		resp, result := s.admit(r.Context(), p, rev.request, budget(r))
+		resp, result := admit(r.Context(), rev.request, budget(r))
 		outcome = result
+		s.logOutcome(name, rev.request, resp, outcome, time.Since(start))
 		s.write(w, rev, resp)
 	}
+}
+
+// logOutcome writes the one log line of an answered request: at info level for answers, at
+// warn level when the request could not be handled (error, not-ready).
+func (s *Server) logOutcome(name string, req *admissionv1.AdmissionRequest, resp *admissionv1.AdmissionResponse, outcome string, took time.Duration) {
+	attrs := []any{"webhook", name, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+		"operation", req.Operation, "outcome", outcome, "allowed", resp.Allowed, "durationMs", took.Milliseconds()}
+	if len(resp.Warnings) > 0 {
+		attrs = append(attrs, "warnings", len(resp.Warnings))
+	}
+	if resp.Result != nil && resp.Result.Message != "" {
+		attrs = append(attrs, "message", resp.Result.Message)
+	}
+	if outcome == "error" || outcome == "not-ready" {
+		s.log.Warn("admission request not evaluated", attrs...)
+		return
+	}
+	s.log.Info("admission", attrs...)
 }
 
 // decode reads and checks the request; on error the returned review still says which
@@ -170,8 +200,10 @@ func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionR
 	}
 	d := resp.Decide()
 	out := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: d.Allowed, Warnings: d.Warnings}
-	s.log.Info("admission", "webhook", p, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
-		"operation", req.Operation, "allowed", d.Allowed, "results", len(resp.Results), "patches", len(resp.Patches))
+	s.metrics.results(string(p), resp)
+	if s.opts.OnAdmission != nil {
+		s.opts.OnAdmission(Admission{Webhook: string(p), Request: req, Response: resp, Decision: d})
+	}
 	if !d.Allowed {
 		out.Result = &metav1.Status{Status: metav1.StatusFailure, Message: d.Message, Reason: metav1.StatusReasonForbidden, Code: http.StatusForbidden}
 		return out, "denied"

@@ -1,7 +1,13 @@
 // Package webhook is vouch's admission webhook server: HTTPS with certificates reloaded on
 // change (or a self-signed pair for a quick try), /mutate and /validate answering
-// AdmissionReview v1 (and v1beta1, in the version asked), /healthz, /readyz (ready once
-// policies are loaded, not while draining) and /metrics.
+// AdmissionReview v1 (and v1beta1, in the version asked), /validate-policy (kyverno.io
+// policies checked as `vouch apply` checks them, with warnings for insecure settings),
+// /healthz, /readyz (ready once policies are loaded, not while draining) and /metrics.
+//
+// Every answered request is logged once, as JSON through log/slog, with its UID and outcome,
+// and timed in vouch_admission_duration_seconds; rule results are counted in
+// vouch_policy_results_total. Each evaluated request is handed to Options.OnAdmission (Events
+// and PolicyReports are written from there, off the admission path).
 //
 // The handler is hardened as controller-runtime's is: bodies are capped, the content type is
 // checked, panics become error responses carrying the request UID, and every malformed

@@ -4,27 +4,44 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vouchproject/vouch/internal/engine"
 )
 
 // metrics are the webhook's own Prometheus metrics.
 type metrics struct {
 	latency *prometheus.HistogramVec
+	rules   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vouch_admission_duration_seconds",
-			Help:    "Time to answer an admission request, by webhook (mutate, validate) and outcome (allowed, denied, error, not-ready).",
+			Help:    "Time to answer an admission request, by webhook (mutate, validate, validate-policy) and outcome (allowed, denied, error, not-ready).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"webhook", "outcome"}),
+		rules: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vouch_policy_results_total",
+			Help: "Rule results of evaluated admission requests, by webhook (mutate, validate), policy (<name> or <namespace>/<name>), rule and result (pass, fail, warn, error, skip). error is could-not-verify.",
+		}, []string{"webhook", "policy", "rule", "result"}),
 	}
-	if err := reg.Register(m.latency); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{m.latency, m.rules} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
 
 func (m *metrics) observe(webhook, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(webhook, outcome).Observe(d.Seconds())
+}
+
+// results counts the rule results of one evaluation. Policies and rules come from the loaded
+// policy set, so the label values are bounded by it.
+func (m *metrics) results(webhook string, resp *engine.Response) {
+	for _, r := range resp.Results {
+		m.rules.WithLabelValues(webhook, r.Policy.ReportName(), r.Rule.Name, string(r.Status)).Inc()
+	}
 }

@@ -34,6 +34,14 @@ type Options struct {
 	// for the roles and clusterRoles criteria of match and exclude; called only when a rule
 	// being matched has them. nil means the user has none.
 	Roles func(username string, groups []string) (roles, clusterRoles []string)
+	// OnAdmission, when set, receives every request the engine evaluated, with its response
+	// and decision, before the answer is written (Events and PolicyReports). It is called on
+	// the admission path and must not block.
+	OnAdmission func(Admission)
+	// CheckPolicy, when set, serves /validate-policy: it validates a kyverno.io ClusterPolicy
+	// or Policy (the object of a CREATE or UPDATE, as JSON) and returns the warnings to show
+	// its author, or the error that rejects it. nil answers 404 on /validate-policy.
+	CheckPolicy func(object []byte) (warnings []string, err error)
 	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Registry receives the server's metrics and is served on /metrics; nil means a new one.
@@ -44,7 +52,8 @@ type Options struct {
 	ShutdownTimeout time.Duration
 }
 
-// Server is vouch's admission webhook: /mutate, /validate, /healthz, /readyz and /metrics.
+// Server is vouch's admission webhook: /mutate, /validate, /validate-policy, /healthz, /readyz
+// and /metrics.
 type Server struct {
 	opts            Options
 	engine          func() *engine.Engine
@@ -107,6 +116,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/mutate", s.serveAdmission(mutating))
 	mux.Handle("/validate", s.serveAdmission(validating))
+	if s.opts.CheckPolicy != nil {
+		mux.Handle("/validate-policy", s.serveReview(policyWebhook, s.admitPolicy))
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.shuttingDown.Load() || s.engine() == nil {
