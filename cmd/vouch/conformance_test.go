@@ -34,6 +34,7 @@ type confCase struct {
 	Operation       string                       `json:"operation,omitempty"`
 	Registry        *confRegistry                `json:"registry,omitempty"`
 	Keys            []string                     `json:"keys,omitempty"`
+	PKI             *confPKI                     `json:"pki,omitempty"`
 	Images          []confImage                  `json:"images,omitempty"`
 	Expect          confExpect                   `json:"expect"`
 }

@@ -10,9 +10,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v3/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v3/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
 	"github.com/sigstore/cosign/v3/pkg/oci/static"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
@@ -24,6 +26,50 @@ type SignOptions struct {
 	Hash        crypto.Hash       // 0 means SHA-256
 	Remote      []remote.Option   // registry options (transport, auth, context)
 	OCI11       bool              // store as an OCI 1.1 referrer (cosign's experimental layout) instead of the .sig tag
+
+	// Certificate is the signer's PEM certificate, stored with the signature (cosign sign
+	// --certificate, or Fulcio's certificate in keyless signing); its key must be the signing
+	// key. Chain is its PEM issuing chain, intermediates first, root last (--certificate-chain).
+	Certificate []byte
+	Chain       []byte
+	// TransparencyLog, if set, returns the Rekor bundle stored with the signature — what cosign
+	// writes after uploading to Rekor — given the signed payload, the raw signature and the
+	// signer's PEM (the certificate, else the public key).
+	TransparencyLog func(payload, signature, signer []byte) (*bundle.RekorBundle, error)
+	// Timestamp, if set, returns an RFC 3161 timestamp response over the raw signature, stored
+	// with the signature (cosign sign --timestamp-server-url).
+	Timestamp func(signature []byte) ([]byte, error)
+}
+
+// attachments returns what is stored beside the signature: certificate and chain, Rekor
+// bundle and RFC 3161 timestamp, as cosign stores them (layer annotations).
+func attachments(payload, raw []byte, key crypto.Signer, opts SignOptions) ([]static.Option, error) {
+	var out []static.Option
+	signer := opts.Certificate
+	if len(signer) > 0 {
+		out = append(out, static.WithCertChain(opts.Certificate, opts.Chain))
+	} else {
+		pemKey, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
+		if err != nil {
+			return nil, err
+		}
+		signer = pemKey
+	}
+	if opts.TransparencyLog != nil {
+		b, err := opts.TransparencyLog(payload, raw, signer)
+		if err != nil {
+			return nil, fmt.Errorf("transparency log: %w", err)
+		}
+		out = append(out, static.WithBundle(b))
+	}
+	if opts.Timestamp != nil {
+		ts, err := opts.Timestamp(raw)
+		if err != nil {
+			return nil, fmt.Errorf("timestamp: %w", err)
+		}
+		out = append(out, static.WithRFC3161Timestamp(bundle.TimestampToRFC3161Timestamp(ts)))
+	}
+	return out, nil
 }
 
 // Sign signs the image digest with key and appends the signature to the image's signature
@@ -56,7 +102,11 @@ func Sign(ctx context.Context, digest name.Digest, key crypto.Signer, opts SignO
 	if err != nil {
 		return fmt.Errorf("signing: %w", err)
 	}
-	sig, err := static.NewSignature(pl, base64.StdEncoding.EncodeToString(raw))
+	sopts, err := attachments(pl, raw, key, opts)
+	if err != nil {
+		return err
+	}
+	sig, err := static.NewSignature(pl, base64.StdEncoding.EncodeToString(raw), sopts...)
 	if err != nil {
 		return err
 	}

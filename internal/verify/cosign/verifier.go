@@ -15,9 +15,7 @@ import (
 	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
 	"github.com/sigstore/cosign/v3/pkg/oci/static"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
-	"github.com/sigstore/sigstore/pkg/tuf"
 
 	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/verify"
@@ -41,6 +39,7 @@ type Options struct {
 type Verifier struct {
 	remote        func(ctx context.Context, insecure bool) []remote.Option
 	maxSignatures int
+	roots         trustRoots
 }
 
 var _ verify.Verifier = (*Verifier)(nil)
@@ -60,16 +59,62 @@ func New(opts Options) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks that the subject carries a signature made by the attestor's key, naming the
-// subject's digest, with the required annotations (spec §3.3, §3.8).
+// Verify checks that the subject carries a signature by the attestor's authority (key,
+// certificate or keyless identity), naming the subject's digest, with the transparency-log,
+// SCT and timestamp proofs the attestor requires, and the required annotations (spec §3.3,
+// §3.5, §3.8). Everything is checked offline, from the signature and the trust material of
+// the policy.
 func (v *Verifier) Verify(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor) (*verify.Evidence, error) {
-	co, err := v.checkOpts(a)
-	if err != nil {
-		return nil, err
-	}
 	if e.Type != "" && e.Type != "Cosign" {
 		return nil, unsupported(fmt.Sprintf("type %s is not supported yet", e.Type))
 	}
+	tr, err := v.roots.get(e.TrustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPlan(a, tr)
+	if err != nil {
+		return nil, err
+	}
+	co := p.co
+	tg, err := v.locate(ctx, s, e, a)
+	if err != nil {
+		return nil, err
+	}
+	co.RegistryClientOpts = tg.ropts
+
+	var verified []oci.Signature
+	if e.CosignOCI11 {
+		// cosign's experimental OCI 1.1 layout: referrers first, then the tag scheme.
+		co.ExperimentalOCI11 = true
+		verified, _, err = cosign.VerifyImageSignatures(ctx, tg.digest, co)
+		if err != nil {
+			return nil, cosignError(err)
+		}
+	} else {
+		sigs, err := v.signatures(ctx, s, tg.digest, tg.ropts)
+		if err != nil {
+			return nil, err
+		}
+		if verified, err = verifyEach(ctx, sigs, tg.hash, co); err != nil {
+			return nil, err
+		}
+	}
+	if verified, err = p.accept(verified); err != nil {
+		return nil, err
+	}
+	return evidence(verified, a.EffectiveAnnotations(e))
+}
+
+// target is where a subject's signatures are read: its digest reference and hash, and the
+// registry options (in the attestor's or entry's signature repository, if any).
+type target struct {
+	digest name.Digest
+	hash   v1.Hash
+	ropts  []ociremote.Option
+}
+
+func (v *Verifier) locate(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor) (*target, error) {
 	nameOpts := []name.Option{name.WeakValidation}
 	if e.Insecure {
 		nameOpts = append(nameOpts, name.Insecure)
@@ -82,73 +127,18 @@ func (v *Verifier) Verify(ctx context.Context, s verify.Subject, e *verify.Entry
 	if err != nil {
 		return nil, verify.Errorf(verify.CodeInvalid, "parsing digest "+s.Digest, err)
 	}
-	ropts := []ociremote.Option{ociremote.WithRemoteOptions(v.remote(ctx, e.Insecure)...)}
+	tg := &target{digest: digest, hash: hash, ropts: []ociremote.Option{ociremote.WithRemoteOptions(v.remote(ctx, e.Insecure)...)}}
 	if repo := a.EffectiveRepository(e); repo != "" {
 		r, err := name.NewRepository(repo, nameOpts...)
 		if err != nil {
 			return nil, verify.Errorf(verify.CodeUnsupported, fmt.Sprintf("failed to parse signature repository %s", repo), err)
 		}
-		ropts = append(ropts, ociremote.WithTargetRepository(r))
+		tg.ropts = append(tg.ropts, ociremote.WithTargetRepository(r))
 	}
-	co.RegistryClientOpts = ropts
-
-	var verified []oci.Signature
-	if e.CosignOCI11 {
-		// cosign's experimental OCI 1.1 layout: referrers first, then the tag scheme.
-		co.ExperimentalOCI11 = true
-		verified, _, err = cosign.VerifyImageSignatures(ctx, digest, co)
-		if err != nil {
-			return nil, cosignError(err)
-		}
-	} else {
-		sigs, err := v.signatures(ctx, s, digest, ropts)
-		if err != nil {
-			return nil, err
-		}
-		if verified, err = verifyEach(ctx, sigs, hash, co); err != nil {
-			return nil, err
-		}
-	}
-	return evidence(verified, a.EffectiveAnnotations(e))
+	return tg, nil
 }
 
-// checkOpts builds cosign's options for a keys attestor.
-func (v *Verifier) checkOpts(a *verify.Attestor) (*cosign.CheckOpts, error) {
-	switch {
-	case a.Kind != "keys":
-		return nil, unsupported(fmt.Sprintf("%s attestors are not supported yet", a.Kind))
-	case a.KeyRef != "" || a.Secret != nil:
-		return nil, unsupported("public keys from k8s:// secrets, Secrets and KMS are not supported yet")
-	case len(a.Keys) != 1:
-		return nil, unsupported(fmt.Sprintf("an attestor needs exactly one public key, has %d", len(a.Keys)))
-	}
-	hash, err := hashFor(a.SignatureAlgorithm)
-	if err != nil {
-		return nil, err
-	}
-	sv, err := signature.LoadVerifier(a.Keys[0].Key, hash)
-	if err != nil {
-		return nil, verify.Errorf(verify.CodeUnsupported, "failed to load public key", err)
-	}
-	co := &cosign.CheckOpts{
-		SigVerifier:   sv,
-		ClaimVerifier: cosign.SimpleClaimVerifier,
-		IgnoreTlog:    a.IgnoreTlog(),
-		IgnoreSCT:     true, // a key attestor has no certificate, so no SCT to check
-	}
-	if !co.IgnoreTlog {
-		if a.Rekor == nil || a.Rekor.PubKey == nil {
-			return nil, unsupported("transparency-log verification needs rekor.pubkey (or rekor.ignoreTlog: true); TUF trust roots are not supported yet")
-		}
-		keys := cosign.NewTrustedTransparencyLogPubKeys()
-		if err := keys.AddTransparencyLogPubKey([]byte(a.Rekor.PubKey.PEM), tuf.Active); err != nil {
-			return nil, verify.Errorf(verify.CodeUnsupported, "failed to load Rekor public keys", err)
-		}
-		co.RekorPubKeys = &keys
-	}
-	return co, nil
-}
-
+// hashFor returns the hash of a signatureAlgorithm ("" is sha256).
 func hashFor(alg string) (crypto.Hash, error) {
 	switch alg {
 	case "", "sha256":
@@ -208,6 +198,12 @@ func verifyEach(ctx context.Context, sigs []oci.Signature, h v1.Hash, co *cosign
 	var verified []oci.Signature
 	var problems []string
 	for _, sig := range sigs {
+		if !co.IgnoreTlog {
+			if b, err := sig.Bundle(); err == nil && b == nil {
+				problems = append(problems, "no Rekor bundle on the signature: transparency-log inclusion is verified offline, from the bundle")
+				continue
+			}
+		}
 		if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err != nil {
 			problems = append(problems, err.Error())
 			continue
