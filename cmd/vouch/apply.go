@@ -26,6 +26,7 @@ type applyOptions struct {
 	namespaceLabels []string
 	operation       string
 	timeout         time.Duration
+	tokenRealms     []string // --registry-token-realms
 
 	creds credentialFlags // registry credentials (docs/CREDENTIALS.md)
 }
@@ -52,6 +53,7 @@ Exit status: 0 when no result is fail or error, 1 otherwise, 2 for bad usage or 
 		"labels of a namespace for namespaceSelector, as NAMESPACE:key=value[,key=value] (repeatable); Namespace objects among the resources also provide labels")
 	f.StringVar(&o.operation, "operation", "CREATE", "admission operation to evaluate: CREATE, UPDATE, DELETE or CONNECT")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time budget for evaluating one resource (registry calls included)")
+	f.StringSliceVar(&o.tokenRealms, "registry-token-realms", nil, registryTokenRealmsUsage)
 	o.creds.registerApply(f)
 	return cmd
 }
@@ -102,7 +104,10 @@ func (o *applyOptions) run(ctx context.Context, policyPaths []string, stdout, st
 		return invalid(fmt.Errorf("apply: %w", err))
 	}
 	warnUnreadSecrets(set, stderr)
-	eng, err := newEngine(set, registry.Options{}, engineExtras{credentials: creds})
+	if _, err := registry.New(registry.Options{TokenRealms: o.tokenRealms}); err != nil {
+		return invalid(fmt.Errorf("apply: --registry-token-realms: %w", err))
+	}
+	eng, err := newEngine(set, registry.Options{TokenRealms: o.tokenRealms}, engineExtras{credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -128,6 +133,9 @@ func (o *applyOptions) run(ctx context.Context, policyPaths []string, stdout, st
 	}
 	return nil
 }
+
+// registryTokenRealmsUsage documents --registry-token-realms (docs/SECURITY.md).
+const registryTokenRealmsUsage = "hosts (host or host:port, \"*\" for one DNS label) of HTTPS token services that may receive a registry's credentials besides the registry's own host, added to the built-in list of the well-known registries' (comma-separated)"
 
 func write(rep *report.Report, format string, w io.Writer) error {
 	switch format {

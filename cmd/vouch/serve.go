@@ -50,6 +50,9 @@ type serveOptions struct {
 	policyReports bool // --policy-reports: wgpolicyk8s.io PolicyReports
 
 	creds credentialFlags // registry credentials (docs/CREDENTIALS.md)
+
+	tokenRealms []string // --registry-token-realms
+	maxInFlight int      // --registry-max-in-flight
 }
 
 func serveCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -83,6 +86,8 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&o.events, "events", true, "record Kubernetes Events (events.k8s.io) on policies: denials, Audit violations, policies loaded, broken or insecure (needs a cluster)")
 	f.BoolVar(&o.policyReports, "policy-reports", true, "write a wgpolicyk8s.io PolicyReport for every admitted resource a policy applies to (needs a cluster and the CRDs)")
 	o.creds.register(f)
+	f.StringSliceVar(&o.tokenRealms, "registry-token-realms", nil, registryTokenRealmsUsage)
+	f.IntVar(&o.maxInFlight, "registry-max-in-flight", registry.DefaultMaxInFlightPerRegistry, "requests in flight to one registry host at most")
 	return cmd
 }
 
@@ -125,7 +130,14 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if err != nil {
 		return invalid(fmt.Errorf("serve: %w", err))
 	}
-	base, err := newEngine(empty, registry.Options{Metrics: obs.requests}, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications})
+	if o.maxInFlight <= 0 {
+		return invalid(errors.New("serve: --registry-max-in-flight must be positive"))
+	}
+	regOpts := registry.Options{Metrics: obs.requests, TokenRealms: o.tokenRealms, MaxInFlightPerRegistry: o.maxInFlight}
+	if _, err := registry.New(regOpts); err != nil {
+		return invalid(fmt.Errorf("serve: --registry-token-realms: %w", err))
+	}
+	base, err := newEngine(empty, regOpts, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications})
 	if err != nil {
 		return err
 	}

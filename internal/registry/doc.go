@@ -9,9 +9,21 @@
 //     before reading and while streaming, so a registry that claims or serves gigabytes costs
 //     kilobytes; it verifies manifest and blob bodies against the digest they were asked for
 //     (or, for a manifest fetched by tag, the Docker-Content-Digest the registry announced); it
-//     ends redirect chains after MaxRedirects hops; it removes the credentials it just sent (the
-//     Authorization header, the identity token or password of an OAuth2 token form) from error
-//     bodies before anyone can print them; and it counts requests (Counter).
+//     ends redirect chains after MaxRedirects hops, refuses HTTPS-to-HTTP redirects and drops an
+//     Authorization header sent to another host:port earlier in the chain; it removes the
+//     credentials it just sent (the Authorization header, the identity token or password of an
+//     OAuth2 token form) from error bodies before anyone can print them; and it counts requests
+//     (Counter).
+//   - It decides where credentials may go in the Docker token flow (realm.go): a Bearer realm
+//     on the registry's own host and port, or an HTTPS realm allowed by DefaultTokenRealms and
+//     Options.TokenRealms; any other realm only ever gets anonymous token requests, and a token
+//     request carrying credentials to it is an auth error naming the realm and the registry.
+//   - It owns the one retry policy (retry.go; ggcr's is disabled): GET and HEAD answered 408,
+//     429, 502, 503, 504 or cut by a reset are retried at most MaxRetries times, jittered,
+//     honouring Retry-After, and only when the wait fits in the context's deadline. Per
+//     registry host (hosts.go) it bounds the requests in flight (MaxInFlightPerRegistry) and
+//     keeps a circuit breaker: BreakerThreshold consecutive failing requests (5xx, 429, network
+//     errors, deadlines) make requests fail at once, unavailable, for BreakerCooldown.
 //   - Resolve, Manifest, Blob and Referrers are the engine's calls: tag or digest to descriptor
 //     (HEAD first, verified GET as fallback), capped and verified manifests and blobs, and OCI 1.1
 //     referrers with ggcr's fallback to the "sha256-<hex>" tag schema, limited to MaxReferrers
@@ -26,6 +38,7 @@
 //     too-large, invalid) so the engine can tell "the image failed" from "vouch could not decide";
 //     Classify gives the same codes for errors returned by other libraries' ggcr calls.
 //
-// Every call honours its context; the caller gives each one a deadline inside the admission
-// budget. The package knows nothing about policies, signatures or Kubernetes.
+// Every call honours its context — headers and body reads alike; the caller gives each one a
+// deadline inside the admission budget. docs/SECURITY.md states these rules and their values.
+// The package knows nothing about policies, signatures or Kubernetes.
 package registry

@@ -93,10 +93,17 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Err == nil && t.Op == "" && t.Ref == "" && t.Status == 0 && t.Code == e.Code
 }
 
-// wrapErr turns any error from a ggcr call into an *Error for op and ref.
+// wrapErr turns any error from a ggcr call into an *Error for op and ref. When the transport
+// raised the error (a cap, a redirect rule, a refused realm, an open circuit…), that error is
+// the cause: it says what happened without the *url.Error around it, whose URL may be a
+// storage URL with credentials in its query.
 func wrapErr(op, ref string, err error) error {
 	if err == nil {
 		return nil
+	}
+	var raised *Error
+	if errors.As(err, &raised) && raised.Op == "" {
+		err = raised
 	}
 	e := &Error{Code: Classify(err), Op: op, Ref: ref, Err: err}
 	var te *transport.Error

@@ -24,6 +24,21 @@ const (
 	DefaultMaxReferrers     = 50 // Kyverno: "too many referrers found, max limit is 50"
 	DefaultUserAgent        = "vouch"
 	defaultDialTimeout      = 5 * time.Second // Kyverno's registry client dials with 5 s
+
+	// DefaultMaxRetries is how many times a GET or HEAD answered 408, 429, 502, 503 or 504 (or
+	// cut by a connection reset) is sent again, when the wait fits in the time budget.
+	DefaultMaxRetries = 2
+	// DefaultRetryDelay is the base of the exponential backoff between retries (jittered), used
+	// when the registry sends no Retry-After.
+	DefaultRetryDelay = 200 * time.Millisecond
+	// DefaultMaxInFlightPerRegistry bounds the requests in flight to one registry host.
+	DefaultMaxInFlightPerRegistry = 16
+	// DefaultBreakerThreshold is how many consecutive failing requests (5xx, 429, network
+	// errors, deadlines) open a registry host's circuit.
+	DefaultBreakerThreshold = 5
+	// DefaultBreakerCooldown is how long an open circuit fails requests at once before one
+	// request probes the registry again.
+	DefaultBreakerCooldown = 10 * time.Second
 )
 
 // Pullers (ggcr's per-repository cache of pings and tokens) are replaced after this long or this
@@ -36,10 +51,6 @@ const (
 	// serialise admission requests sharing the Client).
 	pullerJobs = 32
 )
-
-// retryBackoff replaces ggcr's default (1 s then 3 s, slept without regard to the context) with
-// delays that fit an admission budget: three attempts, ~250 ms then ~500 ms, with jitter.
-var retryBackoff = remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 3}
 
 // Options configures a Client. The zero value is valid: docker-config credentials, the default
 // transport and the default limits.
@@ -68,6 +79,26 @@ type Options struct {
 	UserAgent string
 	// Metrics, when set, counts every request the Client's transport sends.
 	Metrics *Counter
+
+	// MaxRetries is how many times a failed GET or HEAD may be retried (see DefaultMaxRetries);
+	// 0 means 2, a negative value none.
+	MaxRetries int
+	// RetryDelay is the base backoff between retries without Retry-After; 0 means 200 ms.
+	RetryDelay time.Duration
+	// MaxInFlightPerRegistry bounds the requests in flight to one registry host (a response
+	// body being read counts); 0 means 16.
+	MaxInFlightPerRegistry int
+	// BreakerThreshold is how many consecutive failing requests to a registry host open its
+	// circuit; 0 means 5.
+	BreakerThreshold int
+	// BreakerCooldown is how long an open circuit fails requests at once; 0 means 10 s.
+	BreakerCooldown time.Duration
+	// TokenRealms extends DefaultTokenRealms: hosts (host or host:port, "*" for one DNS label)
+	// of HTTPS token services that may receive a registry's credentials although they are not
+	// on the registry's own host and port (see docs/SECURITY.md).
+	TokenRealms []string
+
+	hosts *hostTable // shared by the Clients of a Pair; nil: New makes one
 }
 
 // Client talks to registries with the limits of Options. It is safe for concurrent use, and
@@ -96,6 +127,10 @@ func New(opts Options) (*Client, error) {
 		{"MaxBlobBytes", opts.MaxBlobBytes},
 		{"MaxRedirects", int64(opts.MaxRedirects)},
 		{"MaxReferrers", int64(opts.MaxReferrers)},
+		{"RetryDelay", int64(opts.RetryDelay)},
+		{"MaxInFlightPerRegistry", int64(opts.MaxInFlightPerRegistry)},
+		{"BreakerThreshold", int64(opts.BreakerThreshold)},
+		{"BreakerCooldown", int64(opts.BreakerCooldown)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %d", f.name, f.v))
@@ -103,6 +138,10 @@ func New(opts Options) (*Client, error) {
 	}
 	if strings.ContainsAny(opts.UserAgent, "\r\n\x00") {
 		errs = append(errs, errors.New("UserAgent must not contain control characters"))
+	}
+	realms, err := newRealmPolicy(opts.TokenRealms)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid registry options: %w", err)
@@ -112,6 +151,14 @@ func New(opts Options) (*Client, error) {
 	opts.MaxRedirects = orDefault(opts.MaxRedirects, DefaultMaxRedirects)
 	opts.MaxReferrers = orDefault(opts.MaxReferrers, DefaultMaxReferrers)
 	opts.UserAgent = orDefault(opts.UserAgent, DefaultUserAgent)
+	opts.MaxRetries = max(orDefault(opts.MaxRetries, DefaultMaxRetries), 0)
+	opts.RetryDelay = orDefault(opts.RetryDelay, DefaultRetryDelay)
+	opts.MaxInFlightPerRegistry = orDefault(opts.MaxInFlightPerRegistry, DefaultMaxInFlightPerRegistry)
+	opts.BreakerThreshold = orDefault(opts.BreakerThreshold, DefaultBreakerThreshold)
+	opts.BreakerCooldown = orDefault(opts.BreakerCooldown, DefaultBreakerCooldown)
+	if opts.hosts == nil {
+		opts.hosts = newHostTable(opts.MaxInFlightPerRegistry, opts.BreakerThreshold, opts.BreakerCooldown)
+	}
 	c := &Client{opts: opts, keychain: opts.Keychain, scopes: newScopes()}
 	if c.keychain == nil {
 		c.keychain = authn.DefaultKeychain
@@ -126,6 +173,9 @@ func New(opts Options) (*Client, error) {
 		blobLimit:     opts.MaxBlobBytes,
 		maxRedirects:  opts.MaxRedirects,
 		metrics:       opts.Metrics,
+		retry:         retryPolicy{max: opts.MaxRetries, delay: opts.RetryDelay},
+		hosts:         opts.hosts,
+		realms:        realms,
 	}
 	if opts.Insecure {
 		c.nameOpts = []name.Option{name.Insecure}
@@ -175,8 +225,8 @@ func (c *Client) Keychain() authn.Keychain { return c.keychain }
 // KeychainFor returns the keychain of the credential Scope ctx carries, else Keychain().
 func (c *Client) KeychainFor(ctx context.Context) authn.Keychain { return c.scoped(ctx).keychain }
 
-// RemoteOptions returns the ggcr options that route a call through this Client: its transport,
-// keychain, user agent and retry policy, ctx, and remote.Reuse of its Puller so that pings and
+// RemoteOptions returns the ggcr options that route a call through this Client: its transport
+// (and so its retry policy, with ggcr's own retries disabled), keychain, user agent, ctx, and remote.Reuse of its Puller so that pings and
 // token exchanges are shared with every other call on the same repository. Pass them to every
 // ggcr call, including those made by cosign (ociremote.WithRemoteOptions). The credentials are
 // those of the Scope ctx carries (WithScope), else Options.Keychain.
@@ -195,7 +245,10 @@ func (c *Client) baseOptions() []remote.Option {
 		remote.WithTransport(c.transport),
 		remote.WithAuthFromKeychain(c.keychain),
 		remote.WithUserAgent(c.opts.UserAgent),
-		remote.WithRetryBackoff(retryBackoff),
+		// One retry policy, the transport's (retryPolicy): ggcr's would retry under it, sleeping
+		// without regard to the context or Retry-After.
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
 		remote.WithJobs(pullerJobs),
 	}
 }

@@ -14,8 +14,13 @@ type Pair struct {
 	Secure, Insecure *Client
 }
 
-// NewPair builds the two clients from one set of options (Insecure is set per client).
+// NewPair builds the two clients from one set of options (Insecure is set per client). They
+// share their per-registry limits on requests in flight and circuit breakers.
 func NewPair(opts Options) (*Pair, error) {
+	if opts.hosts == nil && opts.MaxInFlightPerRegistry >= 0 && opts.BreakerThreshold >= 0 && opts.BreakerCooldown >= 0 {
+		opts.hosts = newHostTable(orDefault(opts.MaxInFlightPerRegistry, DefaultMaxInFlightPerRegistry),
+			orDefault(opts.BreakerThreshold, DefaultBreakerThreshold), orDefault(opts.BreakerCooldown, DefaultBreakerCooldown))
+	}
 	opts.Insecure = false
 	secure, err := New(opts)
 	if err != nil {

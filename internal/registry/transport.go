@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -41,16 +43,24 @@ type roundTripper struct {
 	blobLimit     int64
 	maxRedirects  int
 	metrics       *Counter
+	retry         retryPolicy
+	hosts         *hostTable
+	realms        *realmPolicy
 }
 
 var _ http.RoundTripper = (*roundTripper)(nil)
 
-// RoundTrip sends req and returns a response whose body is capped, verified and scrubbed.
+// RoundTrip sends req and returns a response whose body is capped, verified and scrubbed. On
+// the way it applies the redirect rules (checkRedirect), the token realm rule (realmPolicy),
+// the registry host's circuit breaker and limit on requests in flight, and the retry policy.
 func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	origin, hops := redirectOrigin(req)
 	kind := kindOf(origin.Method, origin.URL)
-	if hops > t.maxRedirects {
-		return nil, &Error{Code: CodeUnavailable, Err: fmt.Errorf("stopped after %d redirects from %s", t.maxRedirects, safeURL(origin.URL))}
+	if hops > 0 {
+		var err error
+		if req, err = t.checkRedirect(req, origin, hops); err != nil {
+			return nil, err
+		}
 	}
 	ctx := req.Context()
 	var formSecrets []string
@@ -60,31 +70,57 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	resp, err := t.base.RoundTrip(req)
+	if req.URL.Hostname() == refusedRealmHost {
+		var err error
+		if req, err = forwardRefused(req, formSecrets); err != nil {
+			return nil, err
+		}
+		kind = kindOf(req.Method, req.URL)
+	}
+	host := t.hosts.get(hostPort(req.URL))
+	if err := host.allow(); err != nil {
+		return nil, err
+	}
+	if err := host.acquire(ctx); err != nil {
+		return nil, err
+	}
+	finish := host.finisher()
+	resp, started, err := t.send(req, kind)
 	if err != nil {
-		t.metrics.add(RequestKey{Host: req.URL.Host, Method: req.Method, Kind: kind})
-		if ctx.Err() != nil {
+		finish(judgeErr(ctx, err, started))
+		if ctx.Err() != nil && Classify(err) != CodeTimeout {
 			return nil, &Error{Code: CodeTimeout, Err: err}
 		}
 		return nil, err
 	}
-	t.metrics.add(RequestKey{Host: req.URL.Host, Method: req.Method, Kind: kind, Status: resp.StatusCode})
+	t.realms.guard(req, resp)
 
 	switch {
 	case resp.StatusCode >= 400 || (kind == KindToken && req.Method != http.MethodHead) || formSecrets != nil:
-		return scrubBody(ctx, req, resp, formSecrets)
+		resp, err := scrubBody(ctx, req, resp, formSecrets)
+		if err != nil {
+			finish(judgeErr(ctx, err, started))
+		} else {
+			finish(judgeStatus(resp.StatusCode))
+		}
+		return resp, err
 	case req.Method == http.MethodHead:
+		finish(judgeStatus(resp.StatusCode))
 		return resp, nil // no body; Content-Length describes the entity, not this response
 	}
 	limit := t.limitFor(kind)
 	what := fmt.Sprintf("%s response from %s", kind, safeURL(origin.URL))
 	if resp.ContentLength > limit {
 		resp.Body.Close()
+		finish(healthy)
 		return nil, tooLarge(what, limit, fmt.Sprintf(" (Content-Length %d)", resp.ContentLength))
 	}
-	b := &cappedBody{rc: resp.Body, ctx: ctx, limit: limit, what: what}
+	b := &cappedBody{rc: resp.Body, ctx: ctx, limit: limit, what: what, started: started, finish: finish}
 	if resp.StatusCode == http.StatusOK && req.Method == http.MethodGet {
 		b.want, b.hash = expectedDigest(kind, origin.URL, resp.Header)
+	}
+	if resp.StatusCode >= 300 {
+		finish(judgeStatus(resp.StatusCode)) // a redirect: the client drains and closes it
 	}
 	resp.Body = b
 	return resp, nil
@@ -110,6 +146,45 @@ func redirectOrigin(req *http.Request) (*http.Request, int) {
 		hops++
 	}
 	return origin, hops
+}
+
+// checkRedirect applies the redirect rules to req, hop number hops of a chain that started at
+// origin. ggcr's clients follow redirects without a limit of their own, so the transport
+// enforces them on every hop:
+//   - a chain ends after maxRedirects hops;
+//   - once a hop was HTTPS, no later hop may be plain HTTP (no scheme downgrade);
+//   - an Authorization header that an earlier hop sent to another host:port is not sent to
+//     this one. net/http copies the header a caller set on the first request to every hop and
+//     drops it only when the host name changes: it keeps it across ports, into subdomains and
+//     on downgrades (oras-go, which sets the header itself, would leak it there). ggcr sets
+//     its credentials per hop, for the registry's host only. A header set for this hop alone
+//     (ggcr's anonymous token for a redirect target) differs from the earlier ones and is kept.
+//
+// It returns the request to send: req itself, or a copy without the header.
+func (t *roundTripper) checkRedirect(req, origin *http.Request, hops int) (*http.Request, error) {
+	if hops > t.maxRedirects {
+		return nil, &Error{Code: CodeUnavailable, Err: fmt.Errorf("stopped after %d redirects from %s", t.maxRedirects, safeURL(origin.URL))}
+	}
+	auth := req.Header.Values("Authorization")
+	strip := false
+	for p, n := req.Response.Request, 0; p != nil && n < maxChain; n++ {
+		if p.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return nil, &Error{Code: CodeUnavailable, Err: fmt.Errorf("refusing redirect from %s to plain HTTP %s", safeURL(p.URL), safeURL(req.URL))}
+		}
+		if len(auth) > 0 && !sameHostPort(p.URL, req.URL) && slices.Equal(p.Header.Values("Authorization"), auth) {
+			strip = true
+		}
+		if p.Response == nil {
+			break
+		}
+		p = p.Response.Request
+	}
+	if !strip {
+		return req, nil
+	}
+	out := req.Clone(req.Context())
+	out.Header.Del("Authorization")
+	return out, nil
 }
 
 // safeURL prints a URL without userinfo and query (pre-signed storage URLs carry credentials in
@@ -147,15 +222,19 @@ func expectedDigest(k Kind, u *url.URL, h http.Header) (v1.Hash, hash.Hash) {
 
 // cappedBody fails a read that would pass limit bytes, verifies the digest at EOF when asked
 // to, and reports a read cut short by the context as a timeout.
+// It holds its registry host's in-flight slot until the body ends or is closed, and then
+// reports the outcome to the host's circuit breaker (finish).
 type cappedBody struct {
-	rc    io.ReadCloser
-	ctx   context.Context
-	limit int64
-	what  string
-	n     int64
-	want  v1.Hash
-	hash  hash.Hash // nil: no verification
-	err   error     // sticky
+	rc      io.ReadCloser
+	ctx     context.Context
+	limit   int64
+	what    string
+	n       int64
+	want    v1.Hash
+	hash    hash.Hash // nil: no verification
+	err     error     // sticky
+	started time.Time
+	finish  func(outcome)
 }
 
 func (b *cappedBody) Read(p []byte) (int, error) {
@@ -166,6 +245,7 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	if over := b.n + int64(n) - b.limit; over > 0 {
 		n -= int(over)
 		b.err = tooLarge(b.what, b.limit, "")
+		b.finish(healthy)
 		return n, b.err
 	}
 	b.n += int64(n)
@@ -174,6 +254,7 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	}
 	switch {
 	case errors.Is(err, io.EOF):
+		b.finish(healthy)
 		if b.hash != nil {
 			if got := hex.EncodeToString(b.hash.Sum(nil)); got != b.want.Hex {
 				b.err = &Error{Code: CodeInvalid, Err: fmt.Errorf("%s does not match its digest: want %s, got %s:%s", b.what, b.want, b.want.Algorithm, got)}
@@ -182,14 +263,19 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 		}
 		b.err = io.EOF
 	case err != nil && b.ctx.Err() != nil:
+		b.finish(judgeErr(b.ctx, err, b.started))
 		b.err = &Error{Code: CodeTimeout, Err: fmt.Errorf("reading %s: %w", b.what, b.ctx.Err())}
 	case err != nil:
+		b.finish(failing)
 		b.err = err
 	}
 	return n, b.err
 }
 
-func (b *cappedBody) Close() error { return b.rc.Close() }
+func (b *cappedBody) Close() error {
+	b.finish(neutral)
+	return b.rc.Close()
+}
 
 // scrubBody buffers a small body — an error response (at most errorBodyLimit bytes kept) or a
 // token response (at most smallBodyLimit, more is too large) — and removes from it the

@@ -1,0 +1,322 @@
+package registry_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/vouchproject/vouch/internal/registry"
+)
+
+// TestLandscapeGroup9RetryAfter: a registry answering 429 or 503 with Retry-After is retried
+// after the wait it asks for when that fits in the time left, and not at all when it does not
+// — then the call fails at once, "could not verify" (unavailable), naming the Retry-After.
+// Without Retry-After the retries are bounded (MaxRetries) and jittered.
+func TestLandscapeGroup9RetryAfter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		refusals   int // answers with status before serving the manifest
+		budget     time.Duration
+		wantErr    string // "" for success
+		requests   int    // manifest HEADs the registry sees
+		min, max   time.Duration
+	}{
+		{name: "429 Retry-After 1 fits", status: 429, retryAfter: "1", refusals: 1, budget: 4 * time.Second, requests: 2, min: time.Second, max: 2500 * time.Millisecond},
+		{name: "503 Retry-After HTTP date fits", status: 503, retryAfter: "date+1s", refusals: 1, budget: 4 * time.Second, requests: 2, min: 200 * time.Millisecond, max: 2500 * time.Millisecond},
+		{name: "429 Retry-After 30 does not fit", status: 429, retryAfter: "30", refusals: 99, budget: time.Second, wantErr: "answered 429 Too Many Requests with Retry-After 30, more than the time budget allows", requests: 1, max: 300 * time.Millisecond},
+		{name: "503 Retry-After 1 does not fit", status: 503, retryAfter: "1", refusals: 99, budget: 800 * time.Millisecond, wantErr: "answered 503 Service Unavailable with Retry-After 1", requests: 1, max: 300 * time.Millisecond},
+		{name: "503 storm without Retry-After: 2 retries", status: 503, refusals: 99, budget: 4 * time.Second, wantErr: "503 Service Unavailable", requests: 3, max: time.Second},
+		{name: "429 once without Retry-After", status: 429, refusals: 1, budget: 4 * time.Second, requests: 2, max: time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var heads atomic.Int32
+			host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+				if n := heads.Add(1); int(n) <= tc.refusals {
+					ra := tc.retryAfter
+					if ra == "date+1s" {
+						ra = time.Now().Add(1500 * time.Millisecond).UTC().Format(http.TimeFormat) // whole seconds: 0.5–1.5 s
+					}
+					if ra != "" {
+						w.Header().Set("Retry-After", ra)
+					}
+					http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`, tc.status)
+					return
+				}
+				serveManifest(w, r)
+			}))
+			c := newClient(t, registry.Options{RetryDelay: 20 * time.Millisecond})
+			start := time.Now()
+			_, err := c.Resolve(ctxTimeout(t, tc.budget), mustTag(t, host+"/app:v1"))
+			elapsed := time.Since(start)
+			t.Logf("%v after %v", err, elapsed)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if tc.wantErr != "" && (!errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want unavailable containing %q", err, tc.wantErr)
+			}
+			if got := int(heads.Load()); got != tc.requests {
+				t.Errorf("registry saw %d manifest requests, want %d", got, tc.requests)
+			}
+			if elapsed < tc.min || elapsed > tc.max {
+				t.Errorf("took %v, want between %v and %v", elapsed, tc.min, tc.max)
+			}
+		})
+	}
+}
+
+// TestLandscapeGroup9CircuitBreaker: after BreakerThreshold consecutive failing calls (a 503
+// storm, or a registry that never answers) the circuit opens: calls fail at once with
+// "registry X is unavailable (circuit open)", unavailable, without reaching the registry; after
+// the cool-down one call probes it, and a healthy answer closes the circuit.
+func TestLandscapeGroup9CircuitBreaker(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"503 storm", "never answers"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			var broken atomic.Bool
+			var requests atomic.Int32
+			broken.Store(true)
+			host := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				switch {
+				case !broken.Load():
+					if r.URL.Path != "/v2/" {
+						serveManifest(w, r)
+					}
+				case mode == "503 storm":
+					http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+				default:
+					<-r.Context().Done()
+				}
+			}))
+			const threshold, cooldown = 3, 400 * time.Millisecond
+			c := newClient(t, registry.Options{BreakerThreshold: threshold, BreakerCooldown: cooldown, RetryDelay: 5 * time.Millisecond})
+			budget := 2 * time.Second
+			if mode == "never answers" {
+				budget = 300 * time.Millisecond // > minBlame: a timeout counts
+			}
+			for i := range threshold {
+				_, err := c.Resolve(ctxTimeout(t, budget), mustTag(t, host+"/app:v1"))
+				if err == nil || strings.Contains(err.Error(), "circuit open") {
+					t.Fatalf("call %d: error %v, want the registry's own failure", i, err)
+				}
+			}
+			before := requests.Load()
+			for i := range 5 {
+				start := time.Now()
+				_, err := c.Resolve(ctxTimeout(t, budget), mustTag(t, host+"/app:v1"))
+				if want := "registry " + host + " is unavailable (circuit open)"; !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("call %d with the circuit open: error %v, want unavailable containing %q", threshold+i, err, want)
+				}
+				if elapsed := time.Since(start); elapsed > 100*time.Millisecond {
+					t.Errorf("call with the circuit open took %v", elapsed)
+				}
+			}
+			if n := requests.Load() - before; n != 0 {
+				t.Errorf("the registry got %d requests while the circuit was open", n)
+			}
+			broken.Store(false)
+			time.Sleep(cooldown + 50*time.Millisecond)
+			if _, err := c.Resolve(ctxTimeout(t, 2*time.Second), mustTag(t, host+"/app:v1")); err != nil {
+				t.Fatalf("probe after the cool-down: %v", err)
+			}
+			if _, err := c.Resolve(ctxTimeout(t, 2*time.Second), mustTag(t, host+"/app:v1")); err != nil {
+				t.Fatalf("after the circuit closed: %v", err)
+			}
+		})
+	}
+}
+
+// TestLandscapeGroup9InFlightLimit: however many calls run at once, a registry host sees at
+// most MaxInFlightPerRegistry requests in flight, and every call still succeeds.
+func TestLandscapeGroup9InFlightLimit(t *testing.T) {
+	t.Parallel()
+	var inFlight, peak atomic.Int32
+	host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		serveManifest(w, r)
+	}))
+	const limit, calls = 4, 40
+	c := newClient(t, registry.Options{MaxInFlightPerRegistry: limit})
+	ctx := ctxTimeout(t, 5*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Manifest(ctx, mustDigest(t, fmt.Sprintf("%s/app%d@%s", host, i%3, sha256Of(manifestJSON))))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := peak.Load(); p > limit || p < 2 {
+		t.Errorf("peak of %d requests in flight, want 2..%d", p, limit)
+	}
+}
+
+// TestLandscapeGroup9ContentLengthLies: a Content-Length that lies in either direction costs
+// little and never yields content: shorter than the body (the bytes read do not hash to the
+// digest: invalid), longer than the body (the connection ends early: unavailable), or 2 GiB over
+// a small body (refused before reading: too-large, naming the cap).
+func TestLandscapeGroup9ContentLengthLies(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	tests := []struct {
+		name   string
+		length int64
+		body   []byte
+		want   error
+		msg    string
+	}{
+		{"claims less than it sends", 10, big, registry.ErrInvalid, "does not match its digest"},
+		{"claims more than it sends", 1 << 20, []byte(manifestJSON), registry.ErrUnavailable, "EOF"},
+		{"claims 2 GiB", 2 << 30, []byte(manifestJSON), registry.ErrTooLarge, "exceeds the 4194304-byte limit (Content-Length 2147483648)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+				// net/http refuses to send more than the Content-Length: write the lie raw.
+				conn, buf, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: %d\r\n\r\n", tc.length)
+				buf.Write(tc.body)
+				buf.Flush()
+			}))
+			c := newClient(t, registry.Options{})
+			start := time.Now()
+			_, err := call(ctxTimeout(t, 5*time.Second), t, c, "manifest-digest", host, sha256Of(manifestJSON))
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("error %v (code %q), want %v containing %q", err, registry.Classify(err), tc.want, tc.msg)
+			}
+			if elapsed := time.Since(start); elapsed > 2*time.Second {
+				t.Errorf("took %v", elapsed)
+			}
+		})
+	}
+}
+
+// TestLandscapeGroup1ManifestBytesMustHashToDigest: a registry (ggcr's in-process one,
+// wrapped) that serves other bytes for a manifest asked for by digest — or for a tag, other
+// bytes than the digest it announces — is refused with "does not match its digest" (invalid,
+// a failure), never used.
+func TestLandscapeGroup1ManifestBytesMustHashToDigest(t *testing.T) {
+	t.Parallel()
+	var tamper atomic.Bool
+	inner := quietRegistry()
+	host := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tamper.Load() || !strings.Contains(r.URL.Path, "/manifests/") {
+			inner.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusMethodNotAllowed) // make Resolve GET the bytes
+			return
+		}
+		rec := &bufferedResponse{header: http.Header{}}
+		inner.ServeHTTP(rec, r)
+		body := bytes.Replace(rec.body.Bytes(), []byte(`"schemaVersion":2`), []byte(`"schemaVersion": 2`), 1)
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.WriteHeader(rec.status)
+		w.Write(body)
+	}))
+	_, dig := push(t, host, "app", "v1")
+	d := dig.DigestStr()
+	tamper.Store(true)
+	c := newClient(t, registry.Options{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	for _, what := range []string{"manifest by digest", "manifest by tag", "resolve by tag"} {
+		var err error
+		switch what {
+		case "manifest by digest":
+			_, err = c.Manifest(ctx, mustDigest(t, host+"/app@"+d))
+		case "manifest by tag":
+			_, err = c.Manifest(ctx, mustTag(t, host+"/app:v1"))
+		default:
+			_, err = c.Resolve(ctx, mustTag(t, host+"/app:v1"))
+		}
+		if !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "does not match its digest: want "+d) {
+			t.Errorf("%s: error %v, want invalid naming %s", what, err, d)
+		}
+	}
+	// Through ggcr directly (as cosign calls it) with the Client's options, too.
+	if _, err := remote.Get(mustDigest(t, host+"/app@"+d), c.RemoteOptions(ctx)...); registry.Classify(err) != registry.CodeInvalid {
+		t.Errorf("remote.Get: error %v, want invalid", err)
+	}
+}
+
+// bufferedResponse records a handler's response.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(s int)   { b.status = s }
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+var _ io.Writer = (*bufferedResponse)(nil)
+
+// TestNewValidatesLimits: negative limits and malformed token realm patterns are refused.
+func TestNewValidatesLimits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opts registry.Options
+		want string
+	}{
+		{registry.Options{RetryDelay: -time.Second}, "RetryDelay must not be negative"},
+		{registry.Options{MaxInFlightPerRegistry: -1}, "MaxInFlightPerRegistry must not be negative"},
+		{registry.Options{BreakerThreshold: -1}, "BreakerThreshold must not be negative"},
+		{registry.Options{BreakerCooldown: -time.Second}, "BreakerCooldown must not be negative"},
+		{registry.Options{TokenRealms: []string{"https://auth.example.com/token"}}, `token realm "https://auth.example.com/token": not a host`},
+	} {
+		if _, err := registry.New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want %q", tc.opts, err, tc.want)
+		}
+		if _, err := registry.NewPair(tc.opts); err == nil {
+			t.Errorf("NewPair(%+v) accepted", tc.opts)
+		}
+	}
+	if _, err := registry.New(registry.Options{MaxRetries: -1, TokenRealms: []string{"*.auth.example.com", "auth.example.com:8443"}}); err != nil {
+		t.Errorf("valid options refused: %v", err)
+	}
+}
