@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 # the registry and signing CLIs, the control plane of the end-to-end webhook tests, and helm
 # (the chart in charts/vouch is rendered, linted and installed against that control plane).
 TOOLS_DIR := $(CURDIR)/.cache/tools
-TOOLS     := registry cosign cosign3 etcd kube-apiserver kubectl helm
+TOOLS     := registry cosign cosign3 notation etcd kube-apiserver kubectl helm
 
 # Fuzz targets run for FUZZTIME each in `make test` (package:target).
 FUZZ_TARGETS := \

@@ -27,9 +27,11 @@ declare -A wrapped=(
   [etcd]="go.etcd.io/etcd/server/v3@v3.6.8 go.etcd.io/etcd/server/v3"
   [kube-apiserver]="k8s.io/kubernetes@v1.36.3 k8s.io/kubernetes/cmd/kube-apiserver"
   [kubectl]="k8s.io/kubernetes@v1.36.3 k8s.io/kubernetes/cmd/kubectl"
+  # The module proxy refuses to list notation's versions (403), which `go install m@v` needs.
+  [notation]="github.com/notaryproject/notation@v1.3.2 github.com/notaryproject/notation/cmd/notation"
 )
 
-all=(registry cosign cosign3 etcd kube-apiserver kubectl helm)
+all=(registry cosign cosign3 notation etcd kube-apiserver kubectl helm)
 
 # ldflags prints the -ldflags of a wrapped module@version.
 ldflags() {

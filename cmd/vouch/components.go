@@ -7,6 +7,7 @@ import (
 	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/verify"
 	"github.com/vouchproject/vouch/internal/verify/cosign"
+	"github.com/vouchproject/vouch/internal/verify/notary"
 )
 
 // engineExtras are the long-running server's additions to the engine.
@@ -34,10 +35,14 @@ func newEngine(set *policy.Set, regOpts registry.Options, extras ...engineExtras
 	if err != nil {
 		return nil, err
 	}
+	nv, err := notary.New(notary.Options{Registry: regs.Client})
+	if err != nil {
+		return nil, err
+	}
 	return engine.New(engine.Options{
 		Policies:  set,
 		Registry:  regs,
-		Verifiers: map[string]verify.Verifier{"Cosign": cv},
+		Verifiers: map[string]verify.Verifier{"Cosign": cv, "SigstoreBundle": cv, "Notary": nv},
 		Cache:     x.cache,
 		Workers:   x.workers,
 		Observer:  x.observer,

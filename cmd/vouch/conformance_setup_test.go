@@ -24,6 +24,9 @@ type confRegistry struct {
 type confImage struct {
 	Name       string          `json:"name"` // repository:tag
 	Signatures []confSignature `json:"signatures,omitempty"`
+	Bundles    []confBundle    `json:"bundles,omitempty"` // referrers (conformance_bundle_setup_test.go)
+	// Attestations are in-toto attestations of the image (conformance_attest_setup_test.go).
+	Attestations []confAttestation `json:"attestations,omitempty"`
 }
 
 // confSignature is one cosign signature of an image (legacy .sig tag layout), by a key or by
@@ -195,6 +198,9 @@ func setUp(t *testing.T, c *confCase) *env {
 			}
 		}
 	}
+	setUpNotary(t, c.Notary, reg, e)
+	attestImages(t, reg, c, e, m, signers)
+	signReferrers(t, reg, c, e, m, signers)
 	if c.Registry.Down {
 		reg.Close()
 	}

@@ -35,6 +35,7 @@ type confCase struct {
 	Registry        *confRegistry                `json:"registry,omitempty"`
 	Keys            []string                     `json:"keys,omitempty"`
 	PKI             *confPKI                     `json:"pki,omitempty"`
+	Notary          *confNotary                  `json:"notary,omitempty"` // conformance_notary_setup_test.go
 	Images          []confImage                  `json:"images,omitempty"`
 	Expect          confExpect                   `json:"expect"`
 }
@@ -46,6 +47,9 @@ type confExpect struct {
 	Results  []confResult `json:"results"`
 	// Resources checks the output resources: image strings at JSON pointers and annotations.
 	Resources []confResource `json:"resources,omitempty"`
+	// Routes, when given, are the verifications the engine reports to its Observer, each
+	// "<type> <route> <result>", sorted (checked through the engine API only).
+	Routes []string `json:"routes,omitempty"`
 }
 
 type confResource struct {
@@ -165,10 +169,12 @@ func runEngineCase(t *testing.T, c *confCase) {
 	for ns, l := range c.NamespaceLabels {
 		nsLabels[ns] = l
 	}
-	eng, err := newEngine(set, registry.Options{})
+	routes := &routeRecorder{}
+	eng, err := newEngine(set, registry.Options{}, engineExtras{observer: routes})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer routes.check(t, c.Expect.Routes)
 	rep := report.New()
 	for _, o := range objs {
 		ns, _ := o.Value["metadata"].(map[string]any)["namespace"].(string)

@@ -8,4 +8,9 @@
 //
 // The validation phase is decided from what this engine itself verified during the same
 // evaluation, never from verification annotations the object arrived with (DESIGN §6).
+//
+// Attestations (spec §3.12, §3.13, attest.go): the cache keeps only what the attestors
+// verified — the in-toto statements by digest — and the conditions, the attestations' names
+// and validate.deny are evaluated against them on every evaluation, cache hit or not, with the
+// request (`request`, `image`) as context.
 package engine

@@ -82,16 +82,24 @@ type Observer interface {
 	Verified(verificationType, route string, result Status)
 }
 
-// Signature discovery routes reported to the Observer.
+// Signature discovery routes reported to the Observer: where the verified signature was
+// found (verify.Result.Route) when the verification passed, else the route the entry's
+// configuration selects first (Route).
 const (
-	RouteLegacyTag     = "legacy-tag"     // cosign's sha256-<hex>.sig tag
-	RouteOCI11Referrer = "oci11-referrer" // OCI 1.1 referrers API (tag-schema fallback included)
+	RouteLegacyTag          = verify.RouteLegacyTag          // cosign's sha256-<hex>.sig tag
+	RouteOCI11Referrer      = verify.RouteOCI11Referrer      // OCI 1.1 referrers API
+	RouteReferrersTagSchema = verify.RouteReferrersTagSchema // the sha256-<hex> referrers tag index
+	RouteSigstoreBundle     = verify.RouteSigstoreBundle     // a Sigstore bundle referrer (cosign v3)
 )
 
-// Route returns the signature discovery route an entry's configuration selects: OCI 1.1
-// referrers for cosignOCI11, SigstoreBundle and Notary, cosign's legacy tag otherwise.
+// Route returns the signature discovery route an entry's configuration selects first: OCI
+// 1.1 referrers for cosignOCI11 and Notary, Sigstore bundles for SigstoreBundle, cosign's
+// legacy tag otherwise.
 func Route(v *policy.Verification) string {
-	if v.Entry.CosignOCI11 || v.Type == v1.SigstoreBundle || v.Type == v1.Notary {
+	if v.Type == v1.SigstoreBundle {
+		return RouteSigstoreBundle
+	}
+	if v.Entry.CosignOCI11 || v.Type == v1.Notary {
 		return RouteOCI11Referrer
 	}
 	return RouteLegacyTag
@@ -195,7 +203,8 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	}
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User, mreq.Subresource = req.NamespaceLabels, req.User, req.Subresource
-	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}, namespace: mreq.Namespace}
+	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}, namespace: mreq.Namespace,
+		request: requestContext(req, &mreq)}
 	// Mutation phase of every applicable rule first, then the validation phase, so that
 	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
 	// webhook sees the mutated object.

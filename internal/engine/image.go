@@ -24,6 +24,7 @@ type evaluation struct {
 	meta     patch.Metadata
 	pins     []patch.Operation
 	pinned   map[string]string // JSON pointer -> digest pinned there
+	request  map[string]any    // the admission context of conditions (requestContext), read-only
 
 	// Registry credentials (spec §7), guarded by mu.
 	namespace   string                                // the object's namespace
@@ -170,8 +171,12 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	if verifier == nil {
 		return undecided(fmt.Errorf("verification type %s is not supported yet", v.Entry.Type))
 	}
+	var av verify.AttestationVerifier
 	if len(v.Attestations) > 0 {
-		return undecided(errors.New("attestations are not supported yet"))
+		var ok bool
+		if av, ok = verifier.(verify.AttestationVerifier); !ok {
+			return undecided(errors.New("attestations are not supported yet"))
+		}
 	}
 	ctx, err := ev.withCredentials(ctx, rule, v)
 	if err != nil {
@@ -195,6 +200,11 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 			return verify.Result{}, verify.Errorf(verify.CodeTimeout, "waiting for a verification worker", context.Cause(ctx))
 		}
 		res, err := verify.VerifyAttestorSets(ctx, verifier, subject, &v.Entry, v.Attestors)
+		if err == nil && res.Passed && av != nil {
+			// Only what the attestors establish is verified (and cached) here; conditions
+			// and validate.deny are decided on every evaluation below (attest.go).
+			res = fetchAttestations(ctx, av, subject, v, res)
+		}
 		ev.engine.observe(v, res, err)
 		return res, err
 	}
@@ -202,7 +212,7 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	if c := ev.engine.cache; c != nil && v.UseCache {
 		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Digest: subject.Digest}
 		res, _, err = c.Do(ctx, key, run)
-		if ev.engine.credentials != nil && errors.Is(err, verify.ErrAuth) {
+		if ev.engine.credentials != nil && (errors.Is(err, verify.ErrAuth) || res.Attestations != nil && errors.Is(res.Failure, verify.ErrAuth)) {
 			// The callers of one verification in flight share its outcome whatever their
 			// credentials, and a refusal may have been another object's: decide with ours.
 			res, err = run(ctx)
@@ -213,15 +223,21 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	switch {
 	case err != nil:
 		return undecided(err)
-	case !res.Passed:
+	case !res.Passed && res.Attestations == nil:
 		o := failed(res.Failure)
 		o.digest = subject.Digest
 		return o
 	case res.Digest != "" && res.Digest != subject.Digest:
 		// The claim verifier already binds signatures to the digest; never pin another one.
 		return failed(fmt.Errorf("signature names digest %s, the image resolved to %s", res.Digest, subject.Digest))
+	case res.Attestations != nil:
+		return ev.decideAttestations(rule, v, ref, subject, res.Attestations, undecided)
 	}
-	return outcome{status: Pass, message: "verified image signatures for " + s, digest: subject.Digest}
+	pass := outcome{status: Pass, message: "verified image signatures for " + s, digest: subject.Digest}
+	if v.Deny == nil {
+		return pass
+	}
+	return ev.decideDeny(rule, v, ev.imageContext(ref, subject.Digest), nil, pass)
 }
 
 // observe reports a verification that ran to the engine's Observer.
@@ -236,7 +252,11 @@ func (e *Engine) observe(v *policy.Verification, res verify.Result, err error) {
 	case !res.Passed:
 		result = Fail
 	}
-	e.observer.Verified(string(v.Type), Route(v), result)
+	route := res.Route // where the verified signature was found
+	if route == "" {
+		route = Route(v)
+	}
+	e.observer.Verified(string(v.Type), route, result)
 }
 
 // pin replaces the tag with <registry>/<path>:<tag>@<digest> at every pointer of the image,

@@ -23,7 +23,7 @@ var _ engine.Observer = (*Verifications)(nil)
 func NewVerifications(reg prometheus.Registerer) (*Verifications, error) {
 	v := &Verifications{total: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vouch_verifications_total",
-		Help: "Signature verifications run (cache hits excluded; callers sharing one in flight count once), by type (Cosign, SigstoreBundle, Notary), route (legacy-tag, oci11-referrer) and result (pass, fail, error = could not decide).",
+		Help: "Signature verifications run (cache hits excluded; callers sharing one in flight count once), by type (Cosign, SigstoreBundle, Notary), route (where the verified signature was found: legacy-tag, oci11-referrer, referrers-tag-schema, sigstore-bundle; for failures the route the entry reads first) and result (pass, fail, error = could not decide).",
 	}, []string{"type", "route", "result"})}
 	if err := reg.Register(v.total); err != nil {
 		return nil, err

@@ -94,7 +94,7 @@ func TestCacheAndVerificationMetrics(t *testing.T) {
 	}
 	v.Verified("Cosign", engine.RouteOCI11Referrer, engine.Error)
 	expected := `
-# HELP vouch_verifications_total Signature verifications run (cache hits excluded; callers sharing one in flight count once), by type (Cosign, SigstoreBundle, Notary), route (legacy-tag, oci11-referrer) and result (pass, fail, error = could not decide).
+# HELP vouch_verifications_total Signature verifications run (cache hits excluded; callers sharing one in flight count once), by type (Cosign, SigstoreBundle, Notary), route (where the verified signature was found: legacy-tag, oci11-referrer, referrers-tag-schema, sigstore-bundle; for failures the route the entry reads first) and result (pass, fail, error = could not decide).
 # TYPE vouch_verifications_total counter
 vouch_verifications_total{result="error",route="oci11-referrer",type="Cosign"} 1
 # HELP vouch_verification_cache_entries Verification results held in the cache now (expired ones not yet reclaimed included).

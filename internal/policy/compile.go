@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/conditions"
 	"github.com/vouchproject/vouch/internal/extract"
 	"github.com/vouchproject/vouch/internal/verify"
 )
@@ -192,9 +194,39 @@ func compileVerification(iv *v1.ImageVerification, index int, path *field.Path) 
 			errs = append(errs, serrs...)
 			att.Attestors = append(att.Attestors, set)
 		}
+		if len(att.Attestors) == 0 {
+			att.Attestors = defaultAttestors(cp.GetType(), att.Path)
+		}
+		check, err := conditions.Compile(a.Conditions, ap.Child("conditions").String())
+		if err != nil {
+			errs = append(errs, conditionsError(err, ap.Child("conditions")))
+		}
+		att.Check = check
 		v.Attestations = append(v.Attestations, att)
 	}
+	errs = append(errs, compileValidate(cp.Validation, path.Child("validate"), v)...)
+	if v.Type == v1.Notary {
+		// Kyverno prints Notary entry paths without the kind (spec §5): ".attestors[0].entries[0]".
+		for _, set := range v.Attestors {
+			dropKind(set)
+		}
+		for _, att := range v.Attestations {
+			for _, set := range att.Attestors {
+				dropKind(set)
+			}
+		}
+	}
 	return v, errs
+}
+
+// dropKind removes the kind suffix from the message paths of a set's entries.
+func dropKind(set *verify.AttestorSet) {
+	for _, a := range set.Entries {
+		a.Path = strings.TrimSuffix(a.Path, kindSuffix(a.Kind))
+		if a.Nested != nil {
+			dropKind(a.Nested)
+		}
+	}
 }
 
 // compileAttestorSet compiles a set; expand splits multi-key PEM entries into one entry per

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/conditions"
 	"github.com/vouchproject/vouch/internal/extract"
 	"github.com/vouchproject/vouch/internal/imageref"
 	"github.com/vouchproject/vouch/internal/verify"
@@ -92,6 +93,10 @@ type Verification struct {
 	FailureAction       *v1.ValidationFailureAction
 	Credentials         *v1.ImageRegistryCredentials
 	Validate            *v1.ValidateImageVerification
+	// Deny is validate.deny.conditions compiled (nil: the entry has no validate.deny); true
+	// fails the entry (spec §3.13). DenyMessage is validate.message compiled.
+	Deny        *conditions.Conditions
+	DenyMessage *conditions.Template
 }
 
 // NeedsVerification reports whether the entry checks signatures or attestations (an entry
@@ -107,6 +112,8 @@ type Attestation struct {
 	Type       string
 	Attestors  []*verify.AttestorSet
 	Conditions []v1.AnyAllConditions
+	// Check is Conditions compiled (nil holds no condition).
+	Check *conditions.Conditions
 }
 
 // selector is a label selector compiled once; selectors with wildcard keys or values are

@@ -10,9 +10,14 @@ type Result struct {
 	Passed bool
 	// Digest is the digest named by the last verified signature (spec §2.6 step 5).
 	Digest string
+	// Route is where the last verified signature was found (Evidence.Route).
+	Route string
 	// Failure explains a failed result: the errors of every entry of the first failing set,
 	// each prefixed with its attestor path (spec §5).
 	Failure error
+	// Attestations, when the entry has attestations and its signatures passed, is what the
+	// verifiers established about them; the caller decides them per request (Evaluate).
+	Attestations *AttestationEvidence
 }
 
 // VerifyAttestorSets evaluates the sets of one verifyImages entry for a subject (spec §5):
@@ -23,7 +28,7 @@ type Result struct {
 // any entry could not be decided, the set could not be decided either — that entry might have
 // verified — and the joined errors are returned on the error channel.
 func VerifyAttestorSets(ctx context.Context, v Verifier, s Subject, e *Entry, sets []*AttestorSet) (Result, error) {
-	var digest string
+	var digest, route string
 	for _, set := range sets {
 		ev, err := verifySet(ctx, v, s, e, set)
 		if err != nil {
@@ -35,8 +40,11 @@ func VerifyAttestorSets(ctx context.Context, v Verifier, s Subject, e *Entry, se
 		if ev != nil && ev.Digest != "" {
 			digest = ev.Digest
 		}
+		if ev != nil && ev.Route != "" {
+			route = ev.Route
+		}
 	}
-	return Result{Passed: true, Digest: digest}, nil
+	return Result{Passed: true, Digest: digest, Route: route}, nil
 }
 
 func verifySet(ctx context.Context, v Verifier, s Subject, e *Entry, set *AttestorSet) (*Evidence, error) {

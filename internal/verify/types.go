@@ -30,7 +30,22 @@ type Verifier interface {
 // Evidence is what a successful attestor verification established.
 type Evidence struct {
 	Digest string // the digest the verified signature payload names
+	// Route is where and in which format the verified signature was found (a Route*
+	// constant), "" when the verifier does not say; Detail says more (bundle version,
+	// listing), for messages and logs.
+	Route  string
+	Detail string
 }
+
+// Signature discovery routes: where a verified signature was found (Evidence.Route, the
+// route label of vouch_verifications_total). Sigstore bundles are one route whichever listing
+// found them (Evidence.Detail names it).
+const (
+	RouteLegacyTag          = "legacy-tag"           // cosign's sha256-<hex>.sig tag (simple signing)
+	RouteOCI11Referrer      = "oci11-referrer"       // cosign's OCI 1.1 referrer, by the referrers API
+	RouteReferrersTagSchema = "referrers-tag-schema" // cosign's OCI 1.1 referrer, in the sha256-<hex> index
+	RouteSigstoreBundle     = "sigstore-bundle"      // a Sigstore bundle referrer (cosign v3), either listing
+)
 
 // TrustedRootAnnotation is the policy annotation that holds a Sigstore trusted_root.json (a
 // vouch extension, see docs/COMPATIBILITY.md): Entry.TrustedRoot.

@@ -4,8 +4,23 @@
 // X.509 certificate (certificates.cert, validated against certChain) or a chain the signature's
 // own certificate must chain to; Fulcio-style certificates chained to keyless.roots with
 // Kyverno's identity matching (identity.go); required payload annotations, signature
-// repository overrides, legacy sha256-<hex>.sig signature tags and the cosign OCI 1.1
-// referrers layout.
+// repository overrides; KMS keys (kms.go: sigstore's AWS, GCP, Azure and Vault providers, and
+// sigstore-kms-<name> CLI plugins on PATH), whose public key is read once per TTL and used
+// locally.
+//
+// Discovery (discover*.go) finds signatures wherever users' tools put them: cosign v2's
+// sha256-<hex>.sig tag (simple signing), its experimental OCI 1.1 signature referrers, and
+// Sigstore bundles v0.1–v0.3 (bundle.go; cosign v3's default: a DSSE in-toto statement of
+// predicate type https://sigstore.dev/cosign/sign/v1, or a message signature), listed by the
+// OCI 1.1 referrers API or, on registries without it, the sha256-<hex> referrers tag schema.
+// type Cosign reads every layout (a vouch extension: Kyverno's reads the .sig tag, and the
+// referrers only with cosignOCI11); type SigstoreBundle reads the bundles in the image's
+// repository only, as Kyverno does. Each verified signature reports its route
+// (verify.Evidence.Route). Bundles are verified offline by sigstore-go with trusted material
+// built from the same policy material as the cosign checks, bound to the resolved digest.
+// Referrers per image (MaxReferrers) and bytes per payload (MaxPayloadBytes) are capped.
+// DiscoverAttestations exposes the DSSE attestation envelopes of every route with their
+// verification material.
 //
 // Verification is offline: cosign's CheckOpts are built with Offline set, Rekor inclusion is
 // the signature's bundle (SET) checked with rekor.pubkey, SCTs embedded in certificates are
@@ -16,12 +31,19 @@
 // checked at the signature's trusted time (the verified timestamp and Rekor integrated time),
 // else now, as cosign does; certificates.cert and its chain are checked the same way.
 //
-// Signatures are fetched once per subject and signature repository per evaluation (the
+// Signatures are fetched once per subject, route and signature repository per evaluation (the
 // Subject's memo) and then checked against each attestor, so an attestor set of N entries
 // costs the registry requests of one. The signed payload must name the digest the image
 // resolved to. All registry traffic goes through the remote options the caller supplies
 // (vouch's registry client: deadlines, size caps, credentials).
 //
+// Attestations (attest.go) implements verify.AttestationVerifier: the in-toto statements of one
+// predicate type whose DSSE envelope — in the sha256-<hex>.att tag, an attestation referrer or
+// a Sigstore bundle (DiscoverAttestations) — verifies with the attestor under the same checks
+// as signatures and whose statement names the subject's digest. The predicate type is the
+// signed statement's, matched exactly; the layer's predicateType annotation is not trusted.
+//
 // Sign writes signatures in the same layout — with a certificate and chain, a Rekor bundle and
-// an RFC 3161 timestamp when asked; vouch uses it for its demo and tests.
+// an RFC 3161 timestamp when asked; Attest writes attestations as `cosign attest` does (a DSSE
+// envelope in the .att tag, annotation predicateType); vouch uses them for its demo and tests.
 package cosign

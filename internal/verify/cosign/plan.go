@@ -72,7 +72,7 @@ func newPlan(a *verify.Attestor, tr *trustRoot) (*plan, error) {
 func (p *plan) keys(a *verify.Attestor, hash crypto.Hash) error {
 	switch {
 	case a.KeyRef != "" || a.Secret != nil:
-		return unsupported("public keys from k8s:// secrets, Secrets and KMS are not supported yet")
+		return unsupported("public keys from k8s:// secrets and keys.secret are not supported yet")
 	case len(a.Keys) != 1:
 		return unsupported(fmt.Sprintf("an attestor needs exactly one public key, has %d", len(a.Keys)))
 	}

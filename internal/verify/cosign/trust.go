@@ -28,6 +28,7 @@ type trustRoot struct {
 	rekor               *cosign.TrustedTransparencyLogPubKeys // nil: no Rekor log
 	ct                  *cosign.TrustedTransparencyLogPubKeys // nil: no CT log
 	tsa                 *tsaChain                             // nil: no timestamp authority
+	sg                  *root.TrustedRoot                     // the document itself, for Sigstore bundles
 }
 
 // tsaChain is an RFC 3161 timestamp authority's certificates, as cosign's CheckOpts take them.
@@ -42,7 +43,7 @@ func parseTrustedRoot(data []byte) (*trustRoot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing trusted_root.json: %w", err)
 	}
-	out := &trustRoot{}
+	out := &trustRoot{sg: tr}
 	for _, ca := range tr.FulcioCertificateAuthorities() {
 		if f, ok := ca.(*root.FulcioCertificateAuthority); ok && f.Root != nil {
 			out.fulcioRoots = append(out.fulcioRoots, f.Root)

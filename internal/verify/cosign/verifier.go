@@ -3,19 +3,15 @@ package cosign
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/cosign/v3/pkg/cosign"
 	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
 	"github.com/sigstore/cosign/v3/pkg/oci/static"
-	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/verify"
@@ -33,12 +29,25 @@ type Options struct {
 	// MaxSignatures caps the signatures read per image and repository; 0 means
 	// DefaultMaxSignatures. More is a failure, never a silent truncation.
 	MaxSignatures int
+	// MaxReferrers caps the OCI 1.1 referrers read per image (both listings together); 0
+	// means DefaultMaxReferrers. More is a failure.
+	MaxReferrers int
+	// MaxPayloadBytes caps one signature layer, DSSE envelope or Sigstore bundle; 0 means
+	// DefaultMaxPayloadBytes.
+	MaxPayloadBytes int64
+	// KMS resolves keys.kms and KMS publicKeys references (awskms://, gcpkms://, azurekms://,
+	// hashivault://, and <plugin>:// for a sigstore-kms-<plugin> program on PATH) to public
+	// keys; nil means NewKMS(KMSOptions{}).
+	KMS *KMS
 }
 
 // Verifier verifies Cosign signatures.
 type Verifier struct {
 	remote        func(ctx context.Context, insecure bool) []remote.Option
 	maxSignatures int
+	maxReferrers  int
+	maxPayload    int64
+	kms           *KMS
 	roots         trustRoots
 }
 
@@ -49,26 +58,46 @@ func New(opts Options) (*Verifier, error) {
 	if opts.Remote == nil {
 		return nil, errors.New("cosign: Options.Remote is required")
 	}
-	if opts.MaxSignatures < 0 {
-		return nil, errors.New("cosign: MaxSignatures must not be negative")
+	if opts.MaxSignatures < 0 || opts.MaxReferrers < 0 || opts.MaxPayloadBytes < 0 {
+		return nil, errors.New("cosign: MaxSignatures, MaxReferrers and MaxPayloadBytes must not be negative")
 	}
-	v := &Verifier{remote: opts.Remote, maxSignatures: opts.MaxSignatures}
+	v := &Verifier{remote: opts.Remote, maxSignatures: opts.MaxSignatures, maxReferrers: opts.MaxReferrers, maxPayload: opts.MaxPayloadBytes, kms: opts.KMS}
 	if v.maxSignatures == 0 {
 		v.maxSignatures = DefaultMaxSignatures
+	}
+	if v.maxReferrers == 0 {
+		v.maxReferrers = DefaultMaxReferrers
+	}
+	if v.maxPayload == 0 {
+		v.maxPayload = DefaultMaxPayloadBytes
+	}
+	if v.kms == nil {
+		v.kms = NewKMS(KMSOptions{})
 	}
 	return v, nil
 }
 
-// Verify checks that the subject carries a signature by the attestor's authority (key,
-// certificate or keyless identity), naming the subject's digest, with the transparency-log,
-// SCT and timestamp proofs the attestor requires, and the required annotations (spec §3.3,
-// §3.5, §3.8). Everything is checked offline, from the signature and the trust material of
-// the policy.
+// Verify checks that the subject carries a signature by the attestor's authority (key, KMS
+// key, certificate or keyless identity), naming the subject's digest, with the
+// transparency-log, SCT and timestamp proofs the attestor requires, and the required
+// annotations (spec §3.3, §3.5, §3.8). Everything is checked offline, from the signature and
+// the trust material of the policy.
+//
+// type Cosign reads every layout (discover_signatures.go): cosign's sha256-<hex>.sig tag, its
+// OCI 1.1 signature referrers and Sigstore bundle referrers (cosign v3), by the referrers API
+// and the referrers tag schema. type SigstoreBundle reads the bundle referrers only (spec
+// §3.11).
 func (v *Verifier) Verify(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor) (*verify.Evidence, error) {
-	if e.Type != "" && e.Type != "Cosign" {
+	switch e.Type {
+	case "", "Cosign", "SigstoreBundle":
+	default:
 		return nil, unsupported(fmt.Sprintf("type %s is not supported yet", e.Type))
 	}
 	tr, err := v.roots.get(e.TrustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	a, err = v.resolveKey(ctx, s, a)
 	if err != nil {
 		return nil, err
 	}
@@ -76,45 +105,18 @@ func (v *Verifier) Verify(ctx context.Context, s verify.Subject, e *verify.Entry
 	if err != nil {
 		return nil, err
 	}
-	co := p.co
-	tg, err := v.locate(ctx, s, e, a)
+	src, err := v.locate(ctx, s, e, a)
 	if err != nil {
 		return nil, err
 	}
-	co.RegistryClientOpts = tg.ropts
-
-	var verified []oci.Signature
-	if e.CosignOCI11 {
-		// cosign's experimental OCI 1.1 layout: referrers first, then the tag scheme.
-		co.ExperimentalOCI11 = true
-		verified, _, err = cosign.VerifyImageSignatures(ctx, tg.digest, co)
-		if err != nil {
-			return nil, cosignError(err)
-		}
-	} else {
-		sigs, err := v.signatures(ctx, s, tg.digest, tg.ropts)
-		if err != nil {
-			return nil, err
-		}
-		if verified, err = verifyEach(ctx, sigs, tg.hash, co); err != nil {
-			return nil, err
-		}
+	p.co.RegistryClientOpts = src.ropts
+	if e.Type == "SigstoreBundle" {
+		return v.verifyBundles(ctx, s, e, a, p, tr, src)
 	}
-	if verified, err = p.accept(verified); err != nil {
-		return nil, err
-	}
-	return evidence(verified, a.EffectiveAnnotations(e))
+	return v.verifyCosign(ctx, s, e, a, p, tr, src)
 }
 
-// target is where a subject's signatures are read: its digest reference and hash, and the
-// registry options (in the attestor's or entry's signature repository, if any).
-type target struct {
-	digest name.Digest
-	hash   v1.Hash
-	ropts  []ociremote.Option
-}
-
-func (v *Verifier) locate(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor) (*target, error) {
+func (v *Verifier) locate(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor) (*source, error) {
 	nameOpts := []name.Option{name.WeakValidation}
 	if e.Insecure {
 		nameOpts = append(nameOpts, name.Insecure)
@@ -127,15 +129,18 @@ func (v *Verifier) locate(ctx context.Context, s verify.Subject, e *verify.Entry
 	if err != nil {
 		return nil, verify.Errorf(verify.CodeInvalid, "parsing digest "+s.Digest, err)
 	}
-	tg := &target{digest: digest, hash: hash, ropts: []ociremote.Option{ociremote.WithRemoteOptions(v.remote(ctx, e.Insecure)...)}}
+	ropts := v.remote(ctx, e.Insecure)
+	src := &source{digest: digest, sigRepo: digest.Context(), hash: hash, remote: ropts,
+		ropts: []ociremote.Option{ociremote.WithRemoteOptions(ropts...)}}
 	if repo := a.EffectiveRepository(e); repo != "" {
 		r, err := name.NewRepository(repo, nameOpts...)
 		if err != nil {
 			return nil, verify.Errorf(verify.CodeUnsupported, fmt.Sprintf("failed to parse signature repository %s", repo), err)
 		}
-		tg.ropts = append(tg.ropts, ociremote.WithTargetRepository(r))
+		src.sigRepo = r
+		src.ropts = append(src.ropts, ociremote.WithTargetRepository(r))
 	}
-	return tg, nil
+	return src, nil
 }
 
 // hashFor returns the hash of a signatureAlgorithm ("" is sha256).
@@ -189,63 +194,6 @@ func (v *Verifier) signatures(ctx context.Context, s verify.Subject, digest name
 	return got.([]oci.Signature), nil
 }
 
-// verifyEach returns the signatures that verify, or cosign's "no matching signatures" error
-// listing why each failed.
-func verifyEach(ctx context.Context, sigs []oci.Signature, h v1.Hash, co *cosign.CheckOpts) ([]oci.Signature, error) {
-	if len(sigs) == 0 {
-		return nil, verify.Errorf(verify.CodeNoSignatures, "no signatures found", nil)
-	}
-	var verified []oci.Signature
-	var problems []string
-	for _, sig := range sigs {
-		if !co.IgnoreTlog {
-			if b, err := sig.Bundle(); err == nil && b == nil {
-				problems = append(problems, "no Rekor bundle on the signature: transparency-log inclusion is verified offline, from the bundle")
-				continue
-			}
-		}
-		if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		verified = append(verified, sig)
-	}
-	if len(verified) == 0 {
-		return nil, verify.Errorf(verify.CodeNoMatch, "no matching signatures: "+strings.Join(problems, "\n "), nil)
-	}
-	return verified, nil
-}
-
-// evidence checks the required annotations (at least one verified payload must carry every
-// key with exactly that string value, spec §3.8) and returns the digest the first payload names.
-func evidence(verified []oci.Signature, want map[string]string) (*verify.Evidence, error) {
-	var first string
-	matched := len(want) == 0
-	for _, sig := range verified {
-		raw, err := sig.Payload()
-		if err != nil {
-			return nil, verify.Errorf(verify.CodeInvalid, "reading signature payload", err)
-		}
-		var p payload.SimpleContainerImage
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, verify.Errorf(verify.CodeInvalid, "decoding signature payload", err)
-		}
-		if first == "" {
-			first = p.Critical.Image.DockerManifestDigest
-		}
-		if !matched && annotationsMatch(p.Optional, want) {
-			matched = true
-		}
-	}
-	if !matched {
-		return nil, verify.Errorf(verify.CodeAnnotations, "no signature matched the required annotations", nil)
-	}
-	if first == "" {
-		return nil, verify.Errorf(verify.CodeInvalid, "failed to extract image digest from signature payload", nil)
-	}
-	return &verify.Evidence{Digest: first}, nil
-}
-
 func annotationsMatch(have map[string]any, want map[string]string) bool {
 	for k, v := range want {
 		got, ok := have[k].(string)
@@ -261,22 +209,4 @@ func unsupported(msg string) error { return verify.Errorf(verify.CodeUnsupported
 // registryError classifies a registry failure into vouch's codes.
 func registryError(op string, err error) error {
 	return verify.FromRegistry(string(registry.Classify(err)), op, err)
-}
-
-// cosignError maps an error of cosign.VerifyImageSignatures.
-func cosignError(err error) error {
-	var (
-		noSigs  *cosign.ErrNoSignaturesFound
-		noMatch *cosign.ErrNoMatchingSignatures
-		noTag   *cosign.ErrImageTagNotFound
-	)
-	switch {
-	case errors.As(err, &noSigs):
-		return verify.Errorf(verify.CodeNoSignatures, "no signatures found", nil)
-	case errors.As(err, &noMatch):
-		return verify.Errorf(verify.CodeNoMatch, err.Error(), nil)
-	case errors.As(err, &noTag):
-		return verify.Errorf(verify.CodeNotFound, "image tag not found", err)
-	}
-	return registryError("verifying signatures", err)
 }
