@@ -3,10 +3,11 @@ GO       ?= go
 BIN      := bin/vouch
 FUZZTIME ?= 10s
 # Real tools the integration tests run, built pinned by hack/tools.sh into $(TOOLS_DIR)/bin:
-# the registry and signing CLIs, the control plane of the end-to-end webhook tests, and helm
-# (the chart in charts/vouch is rendered, linted and installed against that control plane).
+# the registry, the signing CLIs and an RFC 3161 timestamp authority, the control plane of the
+# end-to-end webhook tests, and helm (the chart in charts/vouch is rendered, linted and installed
+# against that control plane).
 TOOLS_DIR := $(CURDIR)/.cache/tools
-TOOLS     := registry cosign cosign3 notation etcd kube-apiserver kubectl helm
+TOOLS     := registry cosign cosign3 notation timestamp-server etcd kube-apiserver kubectl helm
 
 # Fuzz targets run for FUZZTIME each in `make test` (package:target).
 FUZZ_TARGETS := \

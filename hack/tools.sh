@@ -29,9 +29,19 @@ declare -A wrapped=(
   [kubectl]="k8s.io/kubernetes@v1.36.3 k8s.io/kubernetes/cmd/kubectl"
   # The module proxy refuses to list notation's versions (403), which `go install m@v` needs.
   [notation]="github.com/notaryproject/notation@v1.3.2 github.com/notaryproject/notation/cmd/notation"
+  # An RFC 3161 timestamp authority: the REST API server of the module go.mod requires, with an
+  # in-memory signer, run by a main of ours (mains below) that listens on loopback only — the
+  # upstream command always serves metrics on :2112, every interface.
+  [timestamp-server]="github.com/sigstore/timestamp-authority/v2@v2.1.2 github.com/sigstore/timestamp-authority/v2/pkg/server"
 )
 
-all=(registry cosign cosign3 notation etcd kube-apiserver kubectl helm)
+# Wrapped tools built from a main of this repository (build tag vouchtool) instead of the
+# module's own command; its content is part of the tool's version stamp.
+declare -A mains=(
+  [timestamp-server]="hack/tools/timestamp-server/main.go"
+)
+
+all=(registry cosign cosign3 notation timestamp-server etcd kube-apiserver kubectl helm)
 
 # ldflags prints the -ldflags of a wrapped module@version.
 ldflags() {
@@ -51,9 +61,10 @@ recipe() {
   if [[ -n ${tools[$1]+x} ]]; then
     echo "${tools[$1]}"
   else
-    local spec=${wrapped[$1]} flags
+    local spec=${wrapped[$1]} flags main=""
     flags=$(ldflags "${spec% *}")
-    echo "${spec% *} ${spec#* }${flags:+ $flags}"
+    [[ -z ${mains[$1]+x} ]] || main=" main:$(sha256sum "$root/${mains[$1]}" | cut -c1-16)"
+    echo "${spec% *} ${spec#* }${flags:+ $flags}$main"
   fi
 }
 
@@ -123,8 +134,19 @@ build() {
       return 1
     fi
     for n in "${names[@]}"; do
-      if ! (cd "$tmp/src" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags "$spec")" \
-        -o "$tmp/$n" "${wrapped[$n]#* }") >>"$log" 2>&1; then
+      local target=${wrapped[$n]#* }
+      if [[ -n ${mains[$n]+x} ]]; then
+        # Our main joins the wrapper; tidy requires what it imports at the versions the pinned
+        # module's graph selects.
+        target=./cmd-$n
+        if ! (mkdir "$tmp/src/cmd-$n" && cp "$root/${mains[$n]}" "$tmp/src/cmd-$n/main.go" &&
+          cd "$tmp/src" && GOWORK=off GOFLAGS=-tags=vouchtool go mod tidy) >>"$log" 2>&1; then
+          fail "$log" "$tmp" "$n"
+          return 1
+        fi
+      fi
+      if ! (cd "$tmp/src" && GOWORK=off CGO_ENABLED=0 go build -tags vouchtool -trimpath -ldflags "$(ldflags "$spec")" \
+        -o "$tmp/$n" "$target") >>"$log" 2>&1; then
         fail "$log" "$tmp" "$n"
         return 1
       fi

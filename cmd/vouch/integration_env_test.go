@@ -3,15 +3,18 @@
 package main
 
 // The harness of the integration tests (build tag integration; `make test` runs them): the real
-// tools users run — the distribution registry and the cosign v2 and v3 CLIs — built pinned by
-// hack/tools.sh into $VOUCH_TOOLS_DIR/bin (`make tools`). A missing tool fails the test, it is
-// never skipped. Everything listens on and talks to 127.0.0.1 only.
+// tools users run — the distribution registry, the cosign v2 and v3 and notation CLIs, sigstore's
+// timestamp authority — built pinned by hack/tools.sh into $VOUCH_TOOLS_DIR/bin (`make tools`).
+// A missing tool fails the test, it is never skipped. Everything listens on and talks to
+// 127.0.0.1 only.
 
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -362,4 +365,130 @@ func (e *toolEnv) toolVersion(t *testing.T, bin string) string {
 	}
 	t.Fatalf("%s version printed no GitVersion:\n%s", bin, out)
 	return ""
+}
+
+// timestampAuthority is a running sigstore timestamp-server (an RFC 3161 TSA, in-memory
+// signer: a fresh root, intermediate and timestamping certificate each start).
+type timestampAuthority struct {
+	URL       string // the RFC 3161 endpoint, http://127.0.0.1:P/api/v1/timestamp
+	ChainPEM  string // its chain as /api/v1/timestamp/certchain serves it: TSA certificate, intermediate, root
+	RootPEM   string // the root alone (notation sign --timestamp-root-cert)
+	ChainFile string // ChainPEM in a file
+	RootFile  string // RootPEM in a file
+}
+
+// startTimestampAuthority starts the timestamp-server built by hack/tools.sh (sigstore's
+// timestamp-authority server, in-memory signer, loopback only: hack/tools/timestamp-server) on
+// 127.0.0.1 at a free port, in the env's offline environment (its proxy records any request),
+// with the issuing chain in its responses (notation builds the TSA chain from the token). It
+// waits until the chain is served and stops the server when the test ends.
+func (e *toolEnv) startTimestampAuthority(t *testing.T) *timestampAuthority {
+	t.Helper()
+	bin := toolPath(t, "timestamp-server")
+	var errs []error
+	for range 3 { // a free port can be taken between probing it and the server binding it
+		tsa, err := e.tryStartTimestampAuthority(t, bin)
+		if err == nil {
+			return tsa
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("starting timestamp-server: %v", errors.Join(errs...))
+	return nil
+}
+
+func (e *toolEnv) tryStartTimestampAuthority(t *testing.T, bin string) (*timestampAuthority, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	host := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(host)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "serve", "--host", "127.0.0.1", "--port", port, "--scheme", "http",
+		"--timestamp-signer", "memory", "--disable-ntp-monitoring", "--include-chain-in-response", "--log-type", "prod")
+	cmd.Dir = dir
+	cmd.Env = []string{"HOME=" + dir, "HTTPS_PROXY=" + e.proxy, "HTTP_PROXY=" + e.proxy, "NO_PROXY=", "TMPDIR=" + e.tmp}
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := sync.OnceFunc(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Second}
+	base := "http://" + host + "/api/v1/timestamp"
+	exitErr := func(err error) error {
+		return fmt.Errorf("timestamp-server on %s exited (%v):\n%s", host, err, logs)
+	}
+	var chain []byte
+	for ready := time.Now().Add(15 * time.Second); ; {
+		resp, err := client.Get(base + "/certchain")
+		if err == nil {
+			chain, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			return nil, exitErr(err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(ready) {
+			stop()
+			return nil, fmt.Errorf("timestamp-server on %s: the certificate chain was not served within 15s:\n%s", host, logs)
+		}
+	}
+	// The metrics server binds concurrently with the API: a taken port may end the process
+	// just after the API answered.
+	select {
+	case err := <-exited:
+		return nil, exitErr(err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	t.Logf("timestamp-server on %s (pid %d) ready in %v", host, cmd.Process.Pid, time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("timestamp-server log (last lines):\n%s", lastLines(logs.String(), 20))
+		}
+	})
+	blocks := pemBlocks(chain)
+	if len(blocks) < 2 {
+		return nil, fmt.Errorf("timestamp-server on %s served a chain of %d certificates:\n%s", host, len(blocks), chain)
+	}
+	tsa := &timestampAuthority{URL: base, ChainPEM: string(chain), RootPEM: blocks[len(blocks)-1],
+		ChainFile: filepath.Join(e.dir, "tsa-chain.pem"), RootFile: filepath.Join(e.dir, "tsa-root.pem")}
+	for path, body := range map[string]string{tsa.ChainFile: tsa.ChainPEM, tsa.RootFile: tsa.RootPEM} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return tsa, nil
+}
+
+// pemBlocks splits PEM text into its blocks, each re-encoded.
+func pemBlocks(text []byte) []string {
+	var out []string
+	for {
+		var b *pem.Block
+		b, text = pem.Decode(text)
+		if b == nil {
+			return out
+		}
+		out = append(out, string(pem.EncodeToMemory(b)))
+	}
 }
