@@ -17,7 +17,16 @@ FUZZ_TARGETS := \
 	./internal/extract:FuzzImages \
 	./internal/manifest:FuzzSplit \
 	./internal/engine:FuzzEvaluate \
-	./internal/conditions:FuzzEvaluate
+	./internal/conditions:FuzzEvaluate \
+	./internal/registry:FuzzChallengeRewrite \
+	./internal/registry:FuzzCheckManifest \
+	./internal/webhook:FuzzAdmissionReview \
+	./internal/patch:FuzzApply \
+	./internal/verify/cosign:FuzzSimpleSigning \
+	./internal/verify/cosign:FuzzSignatureLayer \
+	./internal/verify/cosign:FuzzAttestationEnvelope \
+	./internal/verify/cosign:FuzzParseBundle \
+	./internal/verify/notary:FuzzEnvelopeChain
 
 .PHONY: all build demo test unit vet fmt-check fuzz bench tools clean
 

@@ -288,8 +288,9 @@ func TestValidateDenyWithoutAttestations(t *testing.T) {
 }
 
 // TestAttestationRequestBudget: a cold evaluation of an attested image resolves the tag once
-// and reads each place attestations are kept once — the .att tag and its layers, the referrers
-// API and the referrers tag schema (both empty here) — however many attestors and containers
+// (and reads its manifest once, to check that it parses) and reads each place attestations are
+// kept once — the .att tag and its layers, the referrers API and the referrers tag schema (both
+// empty here) — however many attestors and containers
 // ask; a warm one only resolves the tag.
 func TestAttestationRequestBudget(t *testing.T) {
 	t.Parallel()
@@ -315,8 +316,8 @@ func TestAttestationRequestBudget(t *testing.T) {
 		return out
 	}
 	for round, want := range []map[string]int{
-		{"HEAD manifest": 1, "GET manifest": 2, "GET referrers": 1, "GET blob": 2}, // cold: .att manifest and layers, referrers, tag schema
-		{"HEAD manifest": 2, "GET manifest": 2, "GET referrers": 1, "GET blob": 2}, // warm: one more HEAD
+		{"HEAD manifest": 1, "GET manifest": 3, "GET referrers": 1, "GET blob": 2}, // cold: the image's manifest (checked once per digest), .att manifest and layers, referrers, tag schema
+		{"HEAD manifest": 2, "GET manifest": 3, "GET referrers": 1, "GET blob": 2}, // warm: one more HEAD
 	} {
 		res := evaluate(t, e, pod(t, "default", img, img), nil)
 		if len(res) != 1 || res[0].Status != Pass {

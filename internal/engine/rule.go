@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -100,6 +101,14 @@ func (ev *evaluation) verifyAll(ctx context.Context, rule *policy.Rule, v *polic
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				// A verifier (or a library under it, reading registry data) that panics makes
+				// this image "could not verify", never a crash of the process: the admission
+				// handler's recover does not reach this goroutine.
+				if p := recover(); p != nil {
+					outcomes[i] = outcome{status: Error, message: fmt.Sprintf("could not verify image %s: internal error: %v", im.ref.String(), p)}
+				}
+			}()
 			outcomes[i] = ev.verifyImage(ctx, rule, v, im.ref)
 		}()
 	}

@@ -27,7 +27,9 @@
 //   - Resolve, Manifest, Blob and Referrers are the engine's calls: tag or digest to descriptor
 //     (HEAD first, verified GET as fallback), capped and verified manifests and blobs, and OCI 1.1
 //     referrers with ggcr's fallback to the "sha256-<hex>" tag schema, limited to MaxReferrers
-//     descriptors as Kyverno does (spec §3.11, §4).
+//     descriptors as Kyverno does (spec §3.11, §4). Pair.Resolve, the digest the engine verifies
+//     and pins, also reads the manifest it names once per digest and requires it to be what its
+//     media type says (CheckManifest, manifest.go): bytes that do not parse are never pinned.
 //   - Credentials come from an authn.Keychain: Options.Keychain, or the Scope a call's context
 //     carries (WithScope) — one verifyImages entry's credentials for one object, built by
 //     internal/credentials from Kyverno's pull secrets and helpers (spec §7). Each Scope gets a

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -126,7 +128,9 @@ func wrapErr(op, ref string, err error) error {
 //     NAME_UNKNOWN, BLOB_UNKNOWN: not-found; 408, 429, 5xx: unavailable; other 4xx with an
 //     *_INVALID code: invalid;
 //   - JSON syntax and type errors, digest and checksum mismatches, malformed descriptors
-//     reported by ggcr: invalid;
+//     reported by ggcr: invalid; so is an EOF or unexpected EOF that no transport or network
+//     error carries — a JSON decoder's, on a body that arrived whole (this package's transport
+//     marks a body cut in transit as unavailable);
 //   - everything else (connection refused, DNS, TLS, EOF, unknown): unavailable.
 //
 // Classify(nil) is "".
@@ -198,6 +202,11 @@ func isInvalid(err error) bool {
 	var ue *json.UnmarshalTypeError
 	if errors.As(err, &se) || errors.As(err, &ue) || name.IsErrBadName(err) {
 		return true
+	}
+	var urlErr *url.Error
+	var ne net.Error
+	if (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) && !errors.As(err, &urlErr) && !errors.As(err, &ne) {
+		return true // a decoder's: see Classify
 	}
 	msg := strings.ToLower(err.Error())
 	for _, m := range invalidMarkers {

@@ -12,6 +12,8 @@ import (
 // imageRegistryCredentials.allowInsecureRegistry. It resolves vouch image references.
 type Pair struct {
 	Secure, Insecure *Client
+
+	manifests *checkedManifests // nil: Resolve does not check manifests (a Pair literal)
 }
 
 // NewPair builds the two clients from one set of options (Insecure is set per client). They
@@ -31,7 +33,7 @@ func NewPair(opts Options) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pair{Secure: secure, Insecure: insecure}, nil
+	return &Pair{Secure: secure, Insecure: insecure, manifests: newCheckedManifests()}, nil
 }
 
 // Client returns the client for the insecure setting.
@@ -42,7 +44,11 @@ func (p *Pair) Client(insecure bool) *Client {
 	return p.Secure
 }
 
-// Resolve returns the digest the reference resolves to ("sha256:<hex>").
+// Resolve returns the digest the reference resolves to ("sha256:<hex>"): the digest the
+// engine verifies and pins. The manifest it names is read once per digest (GET, capped and
+// verified against the digest; later resolutions cost the HEAD alone) and must be what its
+// media type claims (CheckManifest): a digest of bytes that do not parse as a manifest or
+// index is never returned — it is an invalid error, a failure.
 func (p *Pair) Resolve(ctx context.Context, ref imageref.Ref, insecure bool) (string, error) {
 	c := p.Client(insecure)
 	r, err := ref.Reference(c.NameOptions()...)
@@ -51,6 +57,9 @@ func (p *Pair) Resolve(ctx context.Context, ref imageref.Ref, insecure bool) (st
 	}
 	desc, err := c.Resolve(ctx, r)
 	if err != nil {
+		return "", err
+	}
+	if err := p.manifests.check(ctx, c, r, desc); err != nil {
 		return "", err
 	}
 	return desc.Digest.String(), nil

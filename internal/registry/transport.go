@@ -266,8 +266,10 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 		b.finish(judgeErr(b.ctx, err, b.started))
 		b.err = &Error{Code: CodeTimeout, Err: fmt.Errorf("reading %s: %w", b.what, b.ctx.Err())}
 	case err != nil:
+		// Marked as the transport's: a body cut in transit is the registry's failure, where a
+		// bare unexpected EOF is a decoder's, from a body that arrived whole (Classify).
 		b.finish(failing)
-		b.err = err
+		b.err = &Error{Code: CodeUnavailable, Err: fmt.Errorf("reading %s: %w", b.what, err)}
 	}
 	return n, b.err
 }

@@ -121,6 +121,7 @@ func (s *Server) decode(r *http.Request) (review, error) {
 		rev.apiVersion = head.APIVersion
 		var in admissionv1beta1.AdmissionReview
 		if err := json.Unmarshal(body, &in); err != nil {
+			rev.request = requestUID(body)
 			return rev, fmt.Errorf("decoding the AdmissionReview: %w", err)
 		}
 		if in.Request == nil {
@@ -130,6 +131,7 @@ func (s *Server) decode(r *http.Request) (review, error) {
 	case admissionv1.SchemeGroupVersion.String():
 		var in admissionv1.AdmissionReview
 		if err := json.Unmarshal(body, &in); err != nil {
+			rev.request = requestUID(body)
 			return rev, fmt.Errorf("decoding the AdmissionReview: %w", err)
 		}
 		if in.Request == nil {
@@ -143,6 +145,22 @@ func (s *Server) decode(r *http.Request) (review, error) {
 		return rev, fmt.Errorf("kind %q, expected AdmissionReview", head.Kind)
 	}
 	return rev, nil
+}
+
+// requestUID returns a request holding only the UID of a review that does not decode, when
+// its request.uid can still be read (nil otherwise), so that the denial answers that request:
+// the API server then reports vouch's reason instead of a UID mismatch, which its
+// failurePolicy would decide.
+func requestUID(body []byte) *admissionv1.AdmissionRequest {
+	var in struct {
+		Request *struct {
+			UID types.UID `json:"uid"`
+		} `json:"request"`
+	}
+	if json.Unmarshal(body, &in) != nil || in.Request == nil || in.Request.UID == "" {
+		return nil
+	}
+	return &admissionv1.AdmissionRequest{UID: in.Request.UID}
 }
 
 // budget is the time the engine may spend: the API server's timeout for the call (its

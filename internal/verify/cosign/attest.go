@@ -13,7 +13,6 @@ import (
 	"github.com/sigstore/cosign/v3/pkg/cosign"
 	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
-	"github.com/sigstore/cosign/v3/pkg/oci/static"
 	"github.com/sigstore/cosign/v3/pkg/types"
 
 	"github.com/vouchproject/vouch/internal/verify"
@@ -152,8 +151,9 @@ func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify
 }
 
 // attestationLayers fetches the layers of the subject's attestation tag once per repository
-// and evaluation (the Subject's memo), each read completely, at most maxSignatures of them.
-func (v *Verifier) attestationLayers(ctx context.Context, s verify.Subject, digest name.Digest, ropts []ociremote.Option) ([]oci.Signature, error) {
+// and evaluation (the Subject's memo), each read completely, at most maxSignatures of them;
+// layers that are malformed are problems.
+func (v *Verifier) attestationLayers(ctx context.Context, s verify.Subject, digest name.Digest, ropts []ociremote.Option) (*layers, error) {
 	tag, err := ociremote.AttestationTag(digest, ropts...)
 	if err != nil {
 		return nil, verify.Errorf(verify.CodeInvalid, "computing the attestation tag", err)
@@ -170,20 +170,12 @@ func (v *Verifier) attestationLayers(ctx context.Context, s verify.Subject, dige
 		if len(list) > v.maxSignatures {
 			return nil, verify.Errorf(verify.CodeTooLarge, fmt.Sprintf("%s holds %d attestations, more than the limit of %d", tag, len(list), v.maxSignatures), nil)
 		}
-		out := make([]oci.Signature, 0, len(list))
-		for _, att := range list {
-			c, err := static.Copy(att)
-			if err != nil {
-				return nil, registryError("reading attestation layer of "+tag.String(), err)
-			}
-			out = append(out, c)
-		}
-		return out, nil
+		return copyLayers(list, "attestation "+tag.String())
 	})
 	if err != nil {
 		return nil, err
 	}
-	return got.([]oci.Signature), nil
+	return got.(*layers), nil
 }
 
 // verifyAttestationsEach returns the attestation layers whose envelope verifies and whose

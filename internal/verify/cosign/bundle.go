@@ -140,11 +140,15 @@ func (v *Verifier) readBundle(ref name.Digest, ropts []remote.Option) (*Bundle, 
 	return ParseBundle(raw)
 }
 
-// ParseBundle parses a Sigstore bundle (JSON, v0.1 to v0.3) and decodes what it signs.
+// ParseBundle parses a Sigstore bundle (JSON, v0.1 to v0.3) and decodes what it signs. A
+// certificate chain of more than MaxChainCertificates is a failure, before any is parsed.
 func ParseBundle(raw []byte) (*Bundle, error) {
 	pb := &protobundle.Bundle{}
 	if err := protojson.Unmarshal(raw, pb); err != nil {
 		return nil, verify.Errorf(verify.CodeInvalid, "parsing the Sigstore bundle", err)
+	}
+	if n := len(pb.GetVerificationMaterial().GetX509CertificateChain().GetCertificates()); n > MaxChainCertificates {
+		return nil, chainTooLarge("Sigstore bundle verification material", n)
 	}
 	sb, err := sgbundle.NewBundle(pb)
 	if err != nil {

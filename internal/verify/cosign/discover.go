@@ -14,9 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
-	"github.com/sigstore/cosign/v3/pkg/oci/static"
 
 	"github.com/vouchproject/vouch/internal/verify"
 )
@@ -247,7 +245,7 @@ func (v *Verifier) referrerLayers(_ context.Context, s verify.Subject, src *sour
 				continue
 			}
 			ref := repo.Digest(r.desc.Digest.String())
-			sigs, err := v.readLayers(ref, src.remote)
+			read, err := v.readLayers(ref, src.remote)
 			if err != nil {
 				if verify.Undecided(err) {
 					return nil, err
@@ -255,7 +253,8 @@ func (v *Verifier) referrerLayers(_ context.Context, s verify.Subject, src *sour
 				out.problems = append(out.problems, fmt.Sprintf("referrer %s: %v", r.desc.Digest, err))
 				continue
 			}
-			for _, sig := range sigs {
+			out.problems = append(out.problems, read.problems...)
+			for _, sig := range read.sigs {
 				out.found = append(out.found, &candidate{route: r.route, sig: sig, referrer: r.desc.Digest.String(),
 					detail: "cosign OCI 1.1 referrer " + r.desc.Digest.String() + " (" + routeName(r.route) + ")"})
 			}
@@ -270,8 +269,8 @@ func (v *Verifier) referrerLayers(_ context.Context, s verify.Subject, src *sour
 }
 
 // readLayers reads the layers of a cosign signature or attestation manifest completely, each
-// payload capped.
-func (v *Verifier) readLayers(ref name.Digest, ropts []remote.Option) ([]oci.Signature, error) {
+// payload capped; layers that are malformed are problems.
+func (v *Verifier) readLayers(ref name.Digest, ropts []remote.Option) (*layers, error) {
 	sigs, err := ociremote.Signatures(ref, ociremote.WithRemoteOptions(ropts...))
 	if err != nil {
 		return nil, registryError("fetching "+ref.String(), err)
@@ -292,15 +291,7 @@ func (v *Verifier) readLayers(ref name.Digest, ropts []remote.Option) ([]oci.Sig
 	if err != nil {
 		return nil, registryError("reading "+ref.String(), err)
 	}
-	out := make([]oci.Signature, 0, len(list))
-	for _, sig := range list {
-		c, err := static.Copy(sig)
-		if err != nil {
-			return nil, registryError("reading a layer of "+ref.String(), err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return copyLayers(list, "referrer "+ref.DigestStr())
 }
 
 // readBlob reads one layer of a referrer, at most maxPayload bytes.

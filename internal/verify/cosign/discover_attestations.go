@@ -53,11 +53,12 @@ func (v *Verifier) DiscoverAttestations(ctx context.Context, s verify.Subject, e
 	if e.Type == "SigstoreBundle" {
 		repo = src.digest.Context()
 	} else {
-		layers, err := v.attestationLayers(ctx, s, src.digest, src.ropts)
+		read, err := v.attestationLayers(ctx, s, src.digest, src.ropts)
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range layers {
+		out.Problems = append(out.Problems, read.problems...)
+		for _, l := range read.sigs {
 			env, _ := l.Payload()
 			out.Envelopes = append(out.Envelopes, AttestationEnvelope{Route: verify.RouteLegacyTag, Detail: "cosign attestation tag", Signature: l, Envelope: env})
 		}

@@ -62,12 +62,16 @@ func (f *found) keep(cands []*candidate, problems []string, err error) {
 // (the subject's memo) and shared by every attestor.
 func (v *Verifier) signatureRoutes(ctx context.Context, s verify.Subject, e *verify.Entry, src *source) (first, second func(*found)) {
 	legacy := func(f *found) {
-		sigs, err := v.signatures(ctx, s, src.digest, src.ropts)
+		read, err := v.signatures(ctx, s, src.digest, src.ropts)
+		if err != nil {
+			f.keep(nil, nil, err)
+			return
+		}
 		var cands []*candidate
-		for _, sig := range sigs {
+		for _, sig := range read.sigs {
 			cands = append(cands, &candidate{route: verify.RouteLegacyTag, sig: sig, detail: "cosign signature tag"})
 		}
-		f.keep(cands, nil, err)
+		f.keep(cands, read.problems, nil)
 	}
 	referrers := func(f *found) {
 		list, err := v.listReferrers(ctx, s, src, src.sigRepo)

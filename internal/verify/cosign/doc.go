@@ -18,7 +18,12 @@
 // repository only, as Kyverno does. Each verified signature reports its route
 // (verify.Evidence.Route). Bundles are verified offline by sigstore-go with trusted material
 // built from the same policy material as the cosign checks, bound to the resolved digest.
-// Referrers per image (MaxReferrers) and bytes per payload (MaxPayloadBytes) are capped.
+// Referrers per image (MaxReferrers), bytes per payload (MaxPayloadBytes) and certificates per
+// signature chain (MaxChainCertificates: the chain annotation, a bundle's certificate chain;
+// counted before any is parsed) are capped. A signature or attestation layer whose annotations
+// do not parse (signature, certificate, chain, Rekor bundle, timestamp) is a failure of that
+// layer, kept to explain the outcome; it never hides the other layers and is never "could not
+// verify" (layer.go).
 // DiscoverAttestations exposes the DSSE attestation envelopes of every route with their
 // verification material.
 //

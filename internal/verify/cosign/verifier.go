@@ -9,9 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
-	"github.com/sigstore/cosign/v3/pkg/oci/static"
 
 	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/verify"
@@ -160,8 +158,8 @@ func hashFor(alg string) (crypto.Hash, error) {
 
 // signatures fetches the signatures of the subject once per signature repository and
 // evaluation, and reads each completely (payload, signature, certificates) so that checking
-// several attestors costs no further requests.
-func (v *Verifier) signatures(ctx context.Context, s verify.Subject, digest name.Digest, ropts []ociremote.Option) ([]oci.Signature, error) {
+// several attestors costs no further requests. Layers that are malformed are problems.
+func (v *Verifier) signatures(ctx context.Context, s verify.Subject, digest name.Digest, ropts []ociremote.Option) (*layers, error) {
 	tag, err := ociremote.SignatureTag(digest, ropts...)
 	if err != nil {
 		return nil, verify.Errorf(verify.CodeInvalid, "computing the signature tag", err)
@@ -178,20 +176,12 @@ func (v *Verifier) signatures(ctx context.Context, s verify.Subject, digest name
 		if len(list) > v.maxSignatures {
 			return nil, verify.Errorf(verify.CodeTooLarge, fmt.Sprintf("%s holds %d signatures, more than the limit of %d", tag, len(list), v.maxSignatures), nil)
 		}
-		out := make([]oci.Signature, 0, len(list))
-		for _, sig := range list {
-			c, err := static.Copy(sig)
-			if err != nil {
-				return nil, registryError("reading signature layer of "+tag.String(), err)
-			}
-			out = append(out, c)
-		}
-		return out, nil
+		return copyLayers(list, "signature "+tag.String())
 	})
 	if err != nil {
 		return nil, err
 	}
-	return got.([]oci.Signature), nil
+	return got.(*layers), nil
 }
 
 func annotationsMatch(have map[string]any, want map[string]string) bool {

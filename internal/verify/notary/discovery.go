@@ -91,7 +91,16 @@ func (v *Verifier) readSignature(ctx context.Context, c *registry.Client, target
 		return sig
 	}
 	sig.mediaType = layer.MediaType
-	sig.envelope, sig.err = v.readBlob(ctx, c, target, layer, v.maxEnvelopeBytes, what+" envelope")
+	if sig.envelope, sig.err = v.readBlob(ctx, c, target, layer, v.maxEnvelopeBytes, what+" envelope"); sig.err != nil {
+		return sig
+	}
+	n, perr := envelopeChainLength(sig.mediaType, sig.envelope)
+	switch {
+	case perr != nil:
+		sig.err = verify.Errorf(verify.CodeInvalid, fmt.Sprintf("%s: unable to parse the digital signature", what), perr)
+	case n > MaxChainCertificates:
+		sig.err = verify.Errorf(verify.CodeTooLarge, fmt.Sprintf("%s: the envelope's certificate chain holds %d certificates, more than the limit of %d", what, n, MaxChainCertificates), nil)
+	}
 	return sig
 }
 

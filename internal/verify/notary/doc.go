@@ -20,7 +20,9 @@
 // entry's credentials). At most MaxReferrers referrers are listed (more is a failure), at most
 // MaxSignatures signatures are tried (Kyverno's and notation's maxSignatureAttempts), each
 // signature manifest must hold exactly one envelope layer, JWS or COSE, of at most
-// MaxEnvelopeBytes. Signatures are fetched once per subject and evaluation (the Subject's
+// MaxEnvelopeBytes, whose certificate chain (JWS x5c, COSE x5chain) holds at most
+// MaxChainCertificates — counted before notation parses any (envelope.go); an envelope that
+// does not decode is a failure. Signatures are fetched once per subject and evaluation (the Subject's
 // memo), so N attestors cost the requests of one.
 //
 // The envelope's signed target descriptor must equal the descriptor the image resolved to
