@@ -8,6 +8,7 @@ package main
 //     (this test binary re-executed, in a process of its own too) — the floor.
 //   - TestServeColdBurstCoalesces: 100 concurrent requests for one never-verified image cost
 //     one verification (one signature fetch at the registry).
+//   - BenchmarkServeSlowBurst: warm traffic while many requests wait on one slow verification.
 //   - TestServeCacheMemory / BenchmarkServeMemory: the memory held by 10,000 cached results.
 //
 // Everything is hermetic: the registry is in-process on 127.0.0.1, keys are generated, and the
