@@ -5,12 +5,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vouchproject/vouch/internal/report"
 )
@@ -35,27 +31,9 @@ import (
 // vouch's output.
 func TestIntegrationRegistryCredentials(t *testing.T) {
 	t.Parallel()
-	const user = "vouch-ci"
-	buf := make([]byte, 8)
-	if _, err := rand.Read(buf); err != nil {
-		t.Fatal(err)
-	}
-	password := "canary-htpasswd-" + hex.EncodeToString(buf)
+	reg := startPrivateDistribution(t, "vouch-ci", "canary-htpasswd-")
+	user, password, host, dockerConfig := reg.User, reg.Password, reg.Host, reg.DockerConfig
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host := startAuthDistribution(t, htpasswd)
-
-	dockerConfig := func(pass string) []byte {
-		auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-		return fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, host, auth)
-	}
 	write := func(path string, b []byte) string {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			t.Fatal(err)

@@ -9,10 +9,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,7 +25,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,26 +62,8 @@ func TestE2EOperations(t *testing.T) {
 	defer cancel()
 
 	// A private registry: htpasswd with a random canary password.
-	const user = "vouch-e2e"
-	buf := make([]byte, 8)
-	if _, err := rand.Read(buf); err != nil {
-		t.Fatal(err)
-	}
-	password := "canary-e2e-" + hex.EncodeToString(buf)
-	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host := startAuthDistribution(t, htpasswd)
-	dockerConfig := func(pass string) []byte {
-		auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-		return fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, host, auth)
-	}
+	reg := startPrivateDistribution(t, "vouch-e2e", "canary-e2e-")
+	user, password, host, dockerConfig := reg.User, reg.Password, reg.Host, reg.DockerConfig
 	basic := remote.WithAuth(&authn.Basic{Username: user, Password: password})
 	digests := map[string]string{}
 	for _, repoTag := range []string{"private/app:signed", "private/app:unsigned"} {

@@ -11,6 +11,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -30,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // toolsDirEnv names the folder hack/tools.sh builds into (the Makefile passes
@@ -60,24 +64,6 @@ func toolPath(t *testing.T, tool string) string {
 		t.Fatalf("tool %s is missing (%s=%q, looked for %s): run make tools", tool, toolsDirEnv, os.Getenv(toolsDirEnv), p)
 	}
 	return p
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // distributionConfig is the registry's configuration: filesystem storage, plain HTTP on
@@ -142,6 +128,38 @@ func startAuthDistribution(t *testing.T, htpasswd string) string {
 	}
 	t.Fatalf("starting the distribution registry with htpasswd auth: %v", errors.Join(errs...))
 	return ""
+}
+
+// privateRegistry is a distribution registry requiring one user's password (htpasswd, bcrypt).
+type privateRegistry struct {
+	Host, User, Password string
+}
+
+// startPrivateDistribution starts a registry for user with a random canary password starting
+// with prefix, and stops it when the test ends.
+func startPrivateDistribution(t *testing.T, user, prefix string) *privateRegistry {
+	t.Helper()
+	buf := make([]byte, 8)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	r := &privateRegistry{User: user, Password: prefix + hex.EncodeToString(buf)}
+	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.Host = startAuthDistribution(t, htpasswd)
+	return r
+}
+
+// DockerConfig is a docker config.json authenticating the user with pass at the registry.
+func (r *privateRegistry) DockerConfig(pass string) []byte {
+	auth := base64.StdEncoding.EncodeToString([]byte(r.User + ":" + pass))
+	return fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, r.Host, auth)
 }
 
 // tryStartDistribution starts the registry once; htpasswd, when not empty, is the path of the

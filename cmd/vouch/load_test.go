@@ -218,24 +218,6 @@ type loadTarget struct {
 	dials atomic.Int64 // connections opened by its clients
 }
 
-// loadBuffer is an io.Writer safe for concurrent use.
-type loadBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *loadBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *loadBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago.
 func freeLoopbackAddr(tb testing.TB) string {
 	tb.Helper()
@@ -252,9 +234,9 @@ func freeLoopbackAddr(tb testing.TB) string {
 
 // startProc starts cmd with stdout captured, stops it (SIGTERM, then SIGKILL after 5s) at
 // cleanup, and returns its stdout.
-func startLoadProc(tb testing.TB, cmd *exec.Cmd) *loadBuffer {
+func startLoadProc(tb testing.TB, cmd *exec.Cmd) *lockedBuffer {
 	tb.Helper()
-	stdout := &loadBuffer{}
+	stdout := &lockedBuffer{}
 	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -296,7 +278,7 @@ func startVouchServe(tb testing.TB, args ...string) *loadTarget {
 
 // readCABundle waits for a PEM bundle in out and returns it as a pool; errOut, if not nil, is
 // the process's stderr, shown when the bundle does not come.
-func readCABundle(tb testing.TB, out, errOut *loadBuffer) *x509.CertPool {
+func readCABundle(tb testing.TB, out, errOut *lockedBuffer) *x509.CertPool {
 	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(out.String(), "END CERTIFICATE") {
@@ -353,7 +335,7 @@ func startFloor(tb testing.TB) *loadTarget {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { stdin.Close() })
-	stderr := &loadBuffer{} // TestMain's build of vouch runs again in the child: its errors land here
+	stderr := &lockedBuffer{} // TestMain's build of vouch runs again in the child: its errors land here
 	cmd.Stderr = stderr
 	stdout := startLoadProc(tb, cmd)
 	t := &loadTarget{name: "floor", pid: cmd.Process.Pid}
