@@ -949,8 +949,11 @@ func fillCache(tb testing.TB, c *cache.Cache, n int) {
 	}
 }
 
-// vmRSS returns the process's resident set size from /proc/self/status (Linux), or 0.
-func vmRSS(pid string) uint64 {
+// vmRSS returns the process's resident set size from /proc/<pid>/status (Linux), or 0.
+func vmRSS(pid string) uint64 { return uint64(procStatusBytes(pid, "VmRSS:")) }
+
+// procStatusBytes returns a kB field of /proc/<pid>/status in bytes, or 0.
+func procStatusBytes(pid, field string) int64 {
 	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
@@ -958,8 +961,8 @@ func vmRSS(pid string) uint64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err != nil {
 				return 0
 			}
