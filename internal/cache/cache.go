@@ -128,8 +128,10 @@ func New(opts Options) (*Cache, error) {
 // cancellation; that context is cancelled when every waiting caller has given up (hence no
 // later than the longest waiter's deadline), and then only a pass it still returns is cached.
 //
-// A passed Result is cached for TTL, a failed one for FailTTL; an error (vouch could not
-// decide) is never cached, nor is a failed Result whose Failure is undecided. A panic in
+// A passed Result is cached for TTL, a failed one for FailTTL, either no longer than its
+// ValidUntil when that is set (a certificate checked at the time of verification expires
+// then; one already past is not cached); an error (vouch could not decide) is never cached,
+// nor is a failed Result whose Failure is undecided. A panic in
 // verifyFn becomes a *PanicError for every waiter. Do refuses a key whose Digest is not a
 // digest. When the cache is disabled, Do just calls verifyFn (a panic still becomes an error).
 func (c *Cache) Do(ctx context.Context, key Key, verifyFn func(ctx context.Context) (verify.Result, error)) (res verify.Result, hit bool, err error) {
@@ -222,7 +224,17 @@ func (c *Cache) store(key Key, res verify.Result, err error, ended bool) {
 	default:
 		ttl = c.failTTL
 	}
-	if c.lru.Add(key, entry{res: res, expires: c.now().Add(ttl)}) {
+	now := c.now()
+	expires := now.Add(ttl)
+	if !res.ValidUntil.IsZero() && res.ValidUntil.Before(expires) {
+		// A certificate checked at the time of verification expires first: verifying again
+		// then would not pass, so neither may the kept result. One already past is not kept.
+		if !res.ValidUntil.After(now) {
+			return
+		}
+		expires = res.ValidUntil
+	}
+	if c.lru.Add(key, entry{res: res, expires: expires}) {
 		c.stats.Evictions++
 	}
 }

@@ -548,3 +548,60 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestExpiryBoundedByValidUntil: a result is kept until the earlier of its TTL and its
+// ValidUntil (a certificate checked at the time of verification expires then); a zero
+// ValidUntil keeps the TTL; a ValidUntil already past is not kept; failures keep FailTTL.
+func TestExpiryBoundedByValidUntil(t *testing.T) {
+	t.Parallel()
+	const ttl, failTTL = 10 * time.Minute, 30 * time.Second
+	start := newClock().Now()
+	until := func(res verify.Result, d time.Duration) verify.Result {
+		res.ValidUntil = start.Add(d)
+		return res
+	}
+	tests := []struct {
+		name    string
+		res     verify.Result
+		after   time.Duration
+		wantHit bool
+	}{
+		{name: "pass just before valid until", res: until(pass, 2*time.Minute), after: 2*time.Minute - time.Nanosecond, wantHit: true},
+		{name: "pass at valid until", res: until(pass, 2*time.Minute), after: 2 * time.Minute},
+		{name: "pass after valid until, well before ttl", res: until(pass, 2*time.Minute), after: 3 * time.Minute},
+		{name: "pass, valid until after ttl: the ttl", res: until(pass, time.Hour), after: ttl},
+		{name: "pass, valid until after ttl, before ttl", res: until(pass, time.Hour), after: ttl - time.Nanosecond, wantHit: true},
+		{name: "pass, zero valid until: the ttl", res: pass, after: ttl - time.Nanosecond, wantHit: true},
+		{name: "pass, valid until already past: not kept", res: until(pass, -time.Second), after: 0},
+		{name: "pass, valid until now: not kept", res: until(pass, 0), after: 0},
+		{name: "fail keeps its fail ttl", res: fail, after: failTTL - time.Nanosecond, wantHit: true},
+		{name: "fail at fail ttl", res: fail, after: failTTL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newClock()
+			c := newCache(t, Options{Enabled: true, TTL: ttl, FailTTL: failTTL, Now: clock.Now})
+			v := &counter{res: tt.res}
+			k := key("p", 1)
+			if _, hit, err := c.Do(context.Background(), k, v.fn); hit || err != nil {
+				t.Fatalf("first Do: hit %v, err %v; want a miss", hit, err)
+			}
+			clock.Advance(tt.after)
+			res, hit, err := c.Do(context.Background(), k, v.fn)
+			if err != nil || hit != tt.wantHit {
+				t.Fatalf("second Do after %s: hit %v, err %v; want hit %v", tt.after, hit, err, tt.wantHit)
+			}
+			if diff := cmp.Diff(tt.res, res, cmpResults); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			wantCalls := int64(2)
+			if tt.wantHit {
+				wantCalls = 1
+			}
+			if got := v.calls.Load(); got != wantCalls {
+				t.Errorf("verification ran %d times, want %d", got, wantCalls)
+			}
+		})
+	}
+}

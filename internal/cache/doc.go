@@ -12,7 +12,10 @@
 // Options.TTL (Kyverno's --imageVerifyCacheTTLDuration), a failed Result for the shorter
 // Options.FailTTL (a re-signed image is seen soon, and a client retrying a rejected request
 // does not reach the registry each time), and an error — vouch could not decide — is never
-// kept. Memory is bounded by Options.MaxSize entries, evicted least recently used.
+// kept. A result is never kept past its verify.Result.ValidUntil: when a certificate was
+// checked at the time of verification (no trusted signing time), a re-verification after it
+// expires would fail, so the kept pass ends with it. Memory is bounded by Options.MaxSize
+// entries, evicted least recently used.
 //
 // Concurrent callers of one key share one verification. Each caller waits only as long as its
 // own context allows; the shared verification runs with a context that keeps the first

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vouchproject/vouch/internal/conditions"
 	"github.com/vouchproject/vouch/internal/imageref"
@@ -41,6 +42,9 @@ func attestationsOf(v *policy.Verification) []*verify.Attestation {
 func fetchAttestations(ctx context.Context, av verify.AttestationVerifier, subject verify.Subject, v *policy.Verification, res verify.Result) verify.Result {
 	rec := &recordingVerifier{v: av}
 	res.Attestations = verify.FetchAttestations(ctx, rec, subject, &v.Entry, attestationsOf(v))
+	// The statements hold no longer than the certificates of their signatures checked at the
+	// time of verification, and the result no longer than its statements.
+	res.ValidUntil = verify.Earliest(res.ValidUntil, res.Attestations.ValidUntil())
 	problems := rec.errs
 	if ctx.Err() != nil {
 		problems = append(problems, verify.Errorf(verify.CodeTimeout, "fetching attestations", context.Cause(ctx)))
@@ -51,7 +55,8 @@ func fetchAttestations(ctx context.Context, av verify.AttestationVerifier, subje
 	return res
 }
 
-// recordingVerifier remembers the errors of the attestors it asked.
+// recordingVerifier remembers the errors of the attestors it asked, and passes on the bounds
+// of their statements (verify.BoundedAttestationVerifier).
 type recordingVerifier struct {
 	v    verify.AttestationVerifier
 	mu   sync.Mutex
@@ -59,13 +64,26 @@ type recordingVerifier struct {
 }
 
 func (r *recordingVerifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, error) {
-	sts, err := r.v.Attestations(ctx, s, e, a, typ)
+	sts, _, err := r.AttestationsUntil(ctx, s, e, a, typ)
+	return sts, err
+}
+
+// AttestationsUntil asks the verifier, with the bound of the statements when it reports one.
+func (r *recordingVerifier) AttestationsUntil(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
+	var sts []verify.Statement
+	var until time.Time
+	var err error
+	if bv, ok := r.v.(verify.BoundedAttestationVerifier); ok {
+		sts, until, err = bv.AttestationsUntil(ctx, s, e, a, typ)
+	} else {
+		sts, err = r.v.Attestations(ctx, s, e, a, typ)
+	}
 	if err != nil {
 		r.mu.Lock()
 		r.errs = append(r.errs, fmt.Errorf("%s: %w", a.Path, err))
 		r.mu.Unlock()
 	}
-	return sts, err
+	return sts, until, err
 }
 
 // decideAttestations decides the entry's attestations for this evaluation (spec §3.12): for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Statement is one verified attestation as policy conditions see it (spec §3.12): a JSON
@@ -17,6 +18,16 @@ type Statement = map[string]any
 // <t>"); a registry problem is undecided.
 type AttestationVerifier interface {
 	Attestations(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, error)
+}
+
+// BoundedAttestationVerifier is an AttestationVerifier that also says until when the
+// statements it returns hold (Evidence.ValidUntil: the earliest NotAfter among the
+// certificates of their signatures that were checked at the time of verification; zero:
+// unbounded). FetchAttestations uses it when the verifier implements it; the statements of
+// one that does not are unbounded.
+type BoundedAttestationVerifier interface {
+	AttestationVerifier
+	AttestationsUntil(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, time.Time, error)
 }
 
 // Attestation is one compiled attestations entry as the verification flow needs it.
@@ -44,6 +55,7 @@ type setEvidence struct {
 type entryEvidence struct {
 	attestor   *Attestor
 	statements []Statement
+	until      time.Time // when the statements stop holding; zero: unbounded
 	err        error
 	nested     *setEvidence
 }
@@ -71,11 +83,44 @@ func fetchSet(ctx context.Context, v AttestationVerifier, s Subject, e *Entry, s
 		case a.Nested != nil:
 			ee.nested = fetchSet(ctx, v, s, e, a.Nested, typ)
 		default:
-			ee.statements, ee.err = v.Attestations(ctx, s, e, a, typ)
+			if bv, ok := v.(BoundedAttestationVerifier); ok {
+				ee.statements, ee.until, ee.err = bv.AttestationsUntil(ctx, s, e, a, typ)
+			} else {
+				ee.statements, ee.err = v.Attestations(ctx, s, e, a, typ)
+			}
 		}
 		out.entries = append(out.entries, ee)
 	}
 	return out
+}
+
+// ValidUntil returns when the evidence stops holding: the earliest bound of the statements of
+// every entry that returned some (zero: unbounded). Which entries count is decided per request
+// (Evaluate), so every entry with statements bounds the evidence: once one of their
+// certificates has expired, verifying again would drop its statements and could decide
+// otherwise.
+func (ev *AttestationEvidence) ValidUntil() time.Time {
+	if ev == nil {
+		return time.Time{}
+	}
+	var until time.Time
+	var walk func(se *setEvidence)
+	walk = func(se *setEvidence) {
+		for _, ee := range se.entries {
+			switch {
+			case ee.nested != nil:
+				walk(ee.nested)
+			case ee.err == nil:
+				until = Earliest(until, ee.until)
+			}
+		}
+	}
+	for _, sets := range ev.sets {
+		for _, se := range sets {
+			walk(se)
+		}
+	}
+	return until
 }
 
 // StatementCheck evaluates an attestation's conditions on one statement: whether they hold,

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Result is the outcome of an entry's attestor sets for a subject on the "decided" channel.
@@ -18,6 +19,13 @@ type Result struct {
 	// Attestations, when the entry has attestations and its signatures passed, is what the
 	// verifiers established about them; the caller decides them per request (Evaluate).
 	Attestations *AttestationEvidence
+	// ValidUntil, when not zero, is when the result stops holding: the earliest NotAfter among
+	// the certificates that were checked at the time of verification rather than at a trusted
+	// signing time (Evidence.ValidUntil), over the evidence the result depends on — the
+	// entries that made each attestor set's count and, with attestations, every attestor that
+	// returned statements (AttestationEvidence.ValidUntil). Zero: unbounded. The cache keeps
+	// a result no longer than this.
+	ValidUntil time.Time
 }
 
 // VerifyAttestorSets evaluates the sets of one verifyImages entry for a subject (spec §5):
@@ -27,8 +35,12 @@ type Result struct {
 // A set that misses its count fails (Result.Failure) when every entry error was a failure. If
 // any entry could not be decided, the set could not be decided either — that entry might have
 // verified — and the joined errors are returned on the error channel.
+//
+// A pass holds until the earliest ValidUntil of the entries that made the sets' counts (the
+// entries evaluated and verified: a set stops at its count).
 func VerifyAttestorSets(ctx context.Context, v Verifier, s Subject, e *Entry, sets []*AttestorSet) (Result, error) {
 	var digest, route string
+	var until time.Time
 	for _, set := range sets {
 		ev, err := verifySet(ctx, v, s, e, set)
 		if err != nil {
@@ -43,14 +55,20 @@ func VerifyAttestorSets(ctx context.Context, v Verifier, s Subject, e *Entry, se
 		if ev != nil && ev.Route != "" {
 			route = ev.Route
 		}
+		if ev != nil {
+			until = Earliest(until, ev.ValidUntil)
+		}
 	}
-	return Result{Passed: true, Digest: digest, Route: route}, nil
+	return Result{Passed: true, Digest: digest, Route: route, ValidUntil: until}, nil
 }
 
+// verifySet returns the evidence of the last entry that made the set's count, bounded by the
+// earliest ValidUntil of all the entries that made it.
 func verifySet(ctx context.Context, v Verifier, s Subject, e *Entry, set *AttestorSet) (*Evidence, error) {
 	var (
 		count int
 		last  *Evidence
+		until time.Time
 		errs  []error
 	)
 	for _, a := range set.Entries {
@@ -74,8 +92,16 @@ func verifySet(ctx context.Context, v Verifier, s Subject, e *Entry, set *Attest
 		}
 		count++
 		last = ev
+		if ev != nil {
+			until = Earliest(until, ev.ValidUntil)
+		}
 		if count >= set.Required {
-			return last, nil
+			out := Evidence{}
+			if last != nil {
+				out = *last
+			}
+			out.ValidUntil = until
+			return &out, nil
 		}
 	}
 	if len(errs) == 0 {

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"regexp"
+	"time"
 
 	"github.com/vouchproject/vouch/internal/imageref"
 )
@@ -35,6 +36,24 @@ type Evidence struct {
 	// listing), for messages and logs.
 	Route  string
 	Detail string
+	// ValidUntil, when not zero, is when the evidence stops holding: the earliest NotAfter
+	// among the certificates the verifier checked at the time of verification ("now") rather
+	// than at a trusted signing time (Rekor integrated time, RFC 3161 timestamp), and the
+	// signature's own expiry where it has one. Verifying again after it would fail, so a
+	// cached pass must not outlive it. Zero: unbounded (keys, trusted signing times).
+	ValidUntil time.Time
+}
+
+// Earliest returns the earlier of two ValidUntil bounds, zero meaning unbounded: the bound of
+// evidence that needs both.
+func Earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
 }
 
 // Signature discovery routes: where a verified signature was found (Evidence.Route, the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -18,7 +19,7 @@ import (
 	"github.com/vouchproject/vouch/internal/verify"
 )
 
-var _ verify.AttestationVerifier = (*Verifier)(nil)
+var _ verify.BoundedAttestationVerifier = (*Verifier)(nil)
 
 // Attestations returns the in-toto statements of predicate type typ that the subject carries,
 // whose DSSE envelope verifies with the attestor's authority — with the same offline
@@ -40,6 +41,24 @@ var _ verify.AttestationVerifier = (*Verifier)(nil)
 // "attestions not found for predicate type"); no envelope that verifies is cosign's
 // "no matching attestations" failure.
 func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, error) {
+	var until time.Time
+	return v.attestations(ctx, s, e, a, typ, &until)
+}
+
+// AttestationsUntil is Attestations with how long the statements keep verifying: the earliest
+// bound of the signatures of the statements returned (verify.Evidence.ValidUntil; zero:
+// unbounded), since verifying again after it would drop one of them.
+func (v *Verifier) AttestationsUntil(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
+	var until time.Time
+	sts, err := v.attestations(ctx, s, e, a, typ, &until)
+	if err != nil || len(sts) == 0 {
+		return sts, time.Time{}, err
+	}
+	return sts, until, nil
+}
+
+// attestations is Attestations, bounding *until by each statement it returns.
+func (v *Verifier) attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string, until *time.Time) ([]verify.Statement, error) {
 	switch e.Type {
 	case "", "Cosign", "SigstoreBundle":
 	default:
@@ -113,11 +132,13 @@ func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify
 		}
 		for _, att := range accepted {
 			statements = append(statements, byLayer[att])
+			*until = verify.Earliest(*until, p.validUntil(att))
 		}
 	}
 	verifiedBundles := 0
 	for _, env := range bundles {
-		if _, err := v.VerifyAttestationBundle(ctx, s, e, a, env.Bundle); err != nil {
+		var bundleUntil time.Time
+		if _, err := v.verifyAttestationBundle(ctx, s, e, a, env.Bundle, &bundleUntil); err != nil {
 			if verify.Undecided(err) {
 				return nil, err
 			}
@@ -138,6 +159,7 @@ func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify
 			continue
 		}
 		statements = append(statements, st)
+		*until = verify.Earliest(*until, bundleUntil)
 	}
 	switch {
 	case len(statements) > 0:

@@ -3,6 +3,7 @@ package cosign
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sigstore/cosign/v3/pkg/oci"
 
@@ -101,6 +102,12 @@ func (v *Verifier) DiscoverAttestations(ctx context.Context, s verify.Subject, e
 // identity and pinned certificate. It returns the verified statement. A bundle that does not
 // verify is a failure (CodeNoMatch, or CodeIdentity); missing trust material is undecided.
 func (v *Verifier) VerifyAttestationBundle(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, b *Bundle) (*Statement, error) {
+	return v.verifyAttestationBundle(ctx, s, e, a, b, nil)
+}
+
+// verifyAttestationBundle is VerifyAttestationBundle, setting *until (when until is not nil)
+// to how long the bundle keeps verifying (bundleTrust.validUntil).
+func (v *Verifier) verifyAttestationBundle(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, b *Bundle, until *time.Time) (*Statement, error) {
 	tr, err := v.roots.get(e.TrustedRoot)
 	if err != nil {
 		return nil, err
@@ -133,6 +140,9 @@ func (v *Verifier) VerifyAttestationBundle(ctx context.Context, s verify.Subject
 	}
 	if b.Statement == nil {
 		return nil, verify.Errorf(verify.CodeInvalid, "the bundle holds no in-toto statement", nil)
+	}
+	if until != nil {
+		*until = bt.validUntil(b, res)
 	}
 	return b.Statement, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/cosign/v3/pkg/cosign"
@@ -24,6 +25,7 @@ type candidate struct {
 	referrer string
 	sig      oci.Signature // simple signing, or a DSSE envelope for attestations
 	bundle   *Bundle
+	until    time.Time // once accepted: how long it keeps verifying (zero: unbounded)
 }
 
 // found is everything discovery found for one attestor's verification: the candidates, why
@@ -247,6 +249,7 @@ func (v *Verifier) accept(sigs []*candidate, bundles []*bundleOutcome, p *plan, 
 		for _, sig := range ok {
 			for _, c := range sigs {
 				if c.sig == sig {
+					c.until = p.validUntil(sig)
 					out = append(out, c)
 				}
 			}
@@ -258,6 +261,7 @@ func (v *Verifier) accept(sigs []*candidate, bundles []*bundleOutcome, p *plan, 
 			problems = append(problems, err.Error())
 			continue
 		}
+		b.c.until = bt.validUntil(b.c.bundle, b.res)
 		out = append(out, b.c)
 	}
 	if len(out) > 0 {
@@ -284,9 +288,13 @@ func (v *Verifier) accept(sigs []*candidate, bundles []*bundleOutcome, p *plan, 
 // evidenceOf checks the required annotations (at least one accepted signature must carry
 // every key with exactly that string value, spec §3.8) and returns the digest and route of the
 // first accepted signature (the one that matched the annotations, when some are required).
+// The evidence holds while any of the signatures that matched does: until the latest of their
+// bounds, unbounded when one of them is.
 func evidenceOf(accepted []*candidate, h v1.Hash, want map[string]string) (*verify.Evidence, error) {
 	var first *verify.Evidence
 	var matched *verify.Evidence
+	var until time.Time
+	unbounded := false
 	for _, c := range accepted {
 		ev := &verify.Evidence{Route: c.route, Detail: c.detail}
 		var ann map[string]any
@@ -306,8 +314,15 @@ func evidenceOf(accepted []*candidate, h v1.Hash, want map[string]string) (*veri
 		if first == nil {
 			first = ev
 		}
-		if matched == nil && (len(want) == 0 || annotationsMatch(ann, want)) {
-			matched = ev
+		if len(want) == 0 || annotationsMatch(ann, want) {
+			if matched == nil {
+				matched = ev
+			}
+			if c.until.IsZero() {
+				unbounded = true
+			} else if c.until.After(until) {
+				until = c.until
+			}
 		}
 	}
 	if matched == nil {
@@ -317,6 +332,9 @@ func evidenceOf(accepted []*candidate, h v1.Hash, want map[string]string) (*veri
 		return nil, verify.Errorf(verify.CodeInvalid, "failed to extract image digest from signature payload", nil)
 	}
 	matched.Digest = first.Digest
+	if !unbounded {
+		matched.ValidUntil = until
+	}
 	return matched, nil
 }
 

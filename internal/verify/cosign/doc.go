@@ -34,7 +34,10 @@
 // trusted_root.json); what neither provides is "could not verify" (undecided), naming what is
 // missing — TUF and the public-good Sigstore instance are never contacted. A certificate is
 // checked at the signature's trusted time (the verified timestamp and Rekor integrated time),
-// else now, as cosign does; certificates.cert and its chain are checked the same way.
+// else now, as cosign does; certificates.cert and its chain are checked the same way. A
+// signature checked at now reports the earliest NotAfter of what was checked as its evidence's
+// ValidUntil (until.go), so that a cached pass ends with the certificate; one checked at a
+// trusted time (keyless with the transparency log) and a key signature are unbounded.
 //
 // Signatures are fetched once per subject, route and signature repository per evaluation (the
 // Subject's memo) and then checked against each attestor, so an attestor set of N entries

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -18,6 +19,23 @@ import (
 // type is considered, and only signed ones become statements: an unsigned referrer pushed in
 // front of a signed one neither hides it nor is read.
 func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, error) {
+	sts, _, err := v.AttestationsUntil(ctx, s, e, a, typ)
+	return sts, err
+}
+
+// AttestationsUntil is Attestations with how long the statements keep verifying: the earliest
+// bound of the signatures of the statements returned (validUntil; zero: unbounded).
+func (v *Verifier) AttestationsUntil(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
+	var until time.Time
+	sts, err := v.attestations(ctx, s, e, a, typ, &until)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return sts, until, nil
+}
+
+// attestations is Attestations, bounding *until by the signature of each statement returned.
+func (v *Verifier) attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string, until *time.Time) ([]verify.Statement, error) {
 	if err := checkEntry(e, a); err != nil {
 		return nil, err
 	}
@@ -35,12 +53,14 @@ func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify
 	var out []verify.Statement
 	var problems []*verify.Error
 	for _, r := range refs {
-		st, perr := v.attestation(ctx, s, e, a, image, r, typ)
+		var stUntil time.Time
+		st, perr := v.attestation(ctx, s, e, a, image, r, typ, &stUntil)
 		if perr != nil {
 			problems = append(problems, perr)
 			continue
 		}
 		out = append(out, st)
+		*until = verify.Earliest(*until, stUntil)
 	}
 	if len(out) == 0 {
 		return nil, combine(fmt.Sprintf("no verified attestations found for image %s with type %s: ", s.Ref.String(), typ), problems)
@@ -59,13 +79,14 @@ func (v *Verifier) typedReferrers(ctx context.Context, s verify.Subject, insecur
 	return got.([]v1.Descriptor), nil
 }
 
-// attestation verifies one referrer's signature and reads its payload.
-func (v *Verifier) attestation(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, image *artifact, r v1.Descriptor, typ string) (verify.Statement, *verify.Error) {
+// attestation verifies one referrer's signature and reads its payload; *until is set to how
+// long the signature keeps verifying.
+func (v *Verifier) attestation(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, image *artifact, r v1.Descriptor, typ string, until *time.Time) (verify.Statement, *verify.Error) {
 	ref, err := v.target(ctx, s, e.Insecure, r.Digest.String())
 	if err != nil {
 		return nil, asError(err)
 	}
-	if err := v.verifySignatures(ctx, s, e, a, ref); err != nil {
+	if *until, err = v.verifySignatures(ctx, s, e, a, ref); err != nil {
 		return nil, asError(err)
 	}
 	c := v.registry(e.Insecure)

@@ -12,6 +12,9 @@
 // and, with a TSA store, verifyTimestamp "afterCertExpiry": a signature whose certificate
 // chain has expired verifies only with a countersigned RFC 3161 timestamp from a trusted TSA
 // that falls inside the chain's validity; while the chain is valid no timestamp is needed.
+// A signature whose chain was checked at the time of verification (notary.x509 without a
+// timestamp used) reports the chain's earliest NotAfter, and a signature with an expiry that
+// expiry, as its evidence's ValidUntil (validUntil), so that a cached pass ends with them.
 //
 // Discovery: signatures are the referrers of the image digest with artifact type
 // application/vnd.cncf.notary.signature, listed through the OCI 1.1 referrers API or, on

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/notaryproject/notation-core-go/signature"
 	"github.com/notaryproject/notation-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -63,8 +64,8 @@ type Verifier struct {
 }
 
 var (
-	_ verify.Verifier            = (*Verifier)(nil)
-	_ verify.AttestationVerifier = (*Verifier)(nil)
+	_ verify.Verifier                   = (*Verifier)(nil)
+	_ verify.BoundedAttestationVerifier = (*Verifier)(nil)
 )
 
 // New returns a Verifier.
@@ -111,10 +112,11 @@ func (v *Verifier) Verify(ctx context.Context, s verify.Subject, e *verify.Entry
 	if err != nil {
 		return nil, err
 	}
-	if err := v.verifySignatures(ctx, s, e, a, target); err != nil {
+	until, err := v.verifySignatures(ctx, s, e, a, target)
+	if err != nil {
 		return nil, err
 	}
-	return &verify.Evidence{Digest: target.desc.Digest.String()}, nil
+	return &verify.Evidence{Digest: target.desc.Digest.String(), ValidUntil: until}, nil
 }
 
 // checkEntry rejects what a Notary entry cannot verify (spec §1.6, §4).
@@ -164,21 +166,22 @@ func (v *Verifier) target(ctx context.Context, s verify.Subject, insecure bool, 
 }
 
 // verifySignatures verifies the signatures of target with the attestor's trust material: nil
-// once one verifies. Otherwise a failure listing why each failed, or — when one of them could
-// not be decided (its registry fetch failed, its revocation status is unknown) — an undecided
-// error: that signature might have verified.
-func (v *Verifier) verifySignatures(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, target *artifact) error {
+// once one verifies, with how long that signature keeps verifying (validUntil). Otherwise a
+// failure listing why each failed, or — when one of them could not be decided (its registry
+// fetch failed, its revocation status is unknown) — an undecided error: that signature might
+// have verified.
+func (v *Verifier) verifySignatures(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, target *artifact) (time.Time, error) {
 	sigs, err := v.signatures(ctx, s, e.Insecure, target)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	prefix := "failed to verify " + target.ref + ": "
 	if len(sigs) == 0 {
-		return verify.Errorf(verify.CodeNoSignatures, fmt.Sprintf("%sno signature is associated with %q, make sure the artifact was signed successfully", prefix, target.ref), nil)
+		return time.Time{}, verify.Errorf(verify.CodeNoSignatures, fmt.Sprintf("%sno signature is associated with %q, make sure the artifact was signed successfully", prefix, target.ref), nil)
 	}
 	tv, err := v.newTrustVerifier(a, target.repo)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	var problems []*verify.Error
 	for _, sig := range sigs {
@@ -186,13 +189,13 @@ func (v *Verifier) verifySignatures(ctx context.Context, s verify.Subject, e *ve
 			problems = append(problems, sig.err)
 			continue
 		}
-		perr := tv.verify(ctx, target, sig)
+		until, perr := tv.verify(ctx, target, sig)
 		if perr == nil {
-			return nil
+			return until, nil
 		}
 		problems = append(problems, perr)
 	}
-	return combine(prefix, problems)
+	return time.Time{}, combine(prefix, problems)
 }
 
 // combine joins the reasons signatures failed into one error, on the undecided channel if
@@ -217,21 +220,53 @@ func combine(prefix string, problems []*verify.Error) error {
 	return verify.Errorf(code, msg, nil)
 }
 
-// verify runs notation's verifier on one envelope and classifies its outcome.
-func (tv *trustVerifier) verify(ctx context.Context, target *artifact, sig *sigEntry) *verify.Error {
+// verify runs notation's verifier on one envelope and classifies its outcome; a signature
+// that verified comes with how long it keeps verifying (validUntil).
+func (tv *trustVerifier) verify(ctx context.Context, target *artifact, sig *sigEntry) (time.Time, *verify.Error) {
 	tv.revocation.reset()
 	what := "signature " + sig.manifest.String()
+	start := time.Now()
 	outcome, err := tv.nv.Verify(ctx, target.desc, sig.envelope, notation.VerifierVerifyOptions{
 		ArtifactReference:  target.ref,
 		SignatureMediaType: sig.mediaType,
 	})
 	if err == nil {
-		return nil
+		return validUntil(outcome, start), nil
 	}
 	if ctx.Err() != nil {
-		return verify.Errorf(verify.CodeTimeout, what+": verification deadline exceeded", context.Cause(ctx))
+		return time.Time{}, verify.Errorf(verify.CodeTimeout, what+": verification deadline exceeded", context.Cause(ctx))
 	}
-	return classify(what, target, outcome, err, tv.revocation.unknown())
+	return time.Time{}, classify(what, target, outcome, err, tv.revocation.unknown())
+}
+
+// validUntil returns how long a signature notation verified keeps verifying, start being a
+// time before the verification began. Under the strict level notation checks at its time of
+// verification the signature's own expiry and, under the notary.x509 signing scheme, the
+// validity of the whole signing chain — unless the chain had expired by then and a trusted
+// timestamp countersignature inside its validity was verified instead (verifyTimestamp
+// "afterCertExpiry"). So the signature holds until its expiry and, when the chain was checked
+// at the time of verification, until the chain's earliest NotAfter. notation does not say
+// which check it made; the chain's end is after start exactly when notation could have found
+// it valid at its own time of verification (it reads the clock after start), and is then the
+// bound — conservatively so when the chain expired while notation ran, and a re-verification
+// would pass on the timestamp. Under notary.x509.signingAuthority the chain is checked at the
+// authentic signing time only.
+func validUntil(outcome *notation.VerificationOutcome, start time.Time) time.Time {
+	if outcome == nil || outcome.EnvelopeContent == nil {
+		return start // cannot happen after a pass; never kept
+	}
+	si := outcome.EnvelopeContent.SignerInfo
+	until := si.SignedAttributes.Expiry
+	if si.SignedAttributes.SigningScheme == signature.SigningSchemeX509 {
+		var chainEnd time.Time
+		for _, c := range si.CertificateChain {
+			chainEnd = verify.Earliest(chainEnd, c.NotAfter)
+		}
+		if chainEnd.After(start) {
+			until = verify.Earliest(until, chainEnd)
+		}
+	}
+	return until
 }
 
 func unsupported(msg string) error { return verify.Errorf(verify.CodeUnsupported, msg, nil) }
