@@ -28,7 +28,7 @@ FUZZ_TARGETS := \
 	./internal/verify/cosign:FuzzParseBundle \
 	./internal/verify/notary:FuzzEnvelopeChain
 
-.PHONY: all build demo test unit vet fmt-check fuzz bench tools clean
+.PHONY: all build demo test unit vet fmt-check fuzz bench soak tools clean
 
 all: build
 
@@ -66,6 +66,11 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/policy/ ./internal/imageref/
+
+# soak: vouch serve at 200 req/s for 5 minutes while its registry cycles through healthy, slow,
+# 429, 5xx and down (docs/SECURITY.md, "Soak under faults"); about 6 minutes.
+soak:
+	$(GO) test -run='^$$' -bench='^BenchmarkServeSoak$$' -benchtime=1x -timeout=20m -v ./cmd/vouch/
 
 clean:
 	rm -rf bin
