@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -285,6 +286,10 @@ func airgapChild(t *testing.T, worldFile string) {
 	took = time.Since(start)
 	t.Logf("vouch serve, unsigned Pod: denied in %v", took.Round(time.Millisecond))
 	checkQuick(t, "vouch serve, unsigned Pod", took)
+	// The child's /proc is the parent's PID namespace's: the server reports its own RSS.
+	if rss := residentBytes(t, client, target.addr); rss == 0 || rss > hostileMaxRSS {
+		t.Errorf("vouch serve: RSS %d MiB, bound %d MiB", rss>>20, hostileMaxRSS>>20)
+	}
 
 	if q := dns.take(); len(q) > 0 {
 		t.Errorf("DNS queries were made: %q", q)
@@ -495,11 +500,38 @@ func airgapApply(t *testing.T, env []string, policyYAML, image string) (*report.
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
 	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); !ok || ru.Maxrss<<10 > hostileMaxRSS {
+		t.Errorf("vouch apply (%s): peak RSS %v KiB, bound %d MiB", image, cmd.ProcessState.SysUsage(), hostileMaxRSS>>20)
+	}
 	rep := &report.Report{}
 	if err := json.Unmarshal([]byte(stdout.String()), rep); err != nil {
 		t.Fatalf("vouch apply (%s) exited %d with no JSON report (%v):\n%s\n%s", image, cmd.ProcessState.ExitCode(), err, stdout.String(), stderr.String())
 	}
 	return rep, cmd.ProcessState.ExitCode(), took
+}
+
+// residentBytes reads process_resident_memory_bytes from the server's /metrics, or 0.
+func residentBytes(t *testing.T, client *http.Client, addr string) int64 {
+	t.Helper()
+	resp, err := client.Get("https://" + addr + "/metrics")
+	if err != nil {
+		t.Errorf("reading /metrics: %v", err)
+		return 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int64(f)
+			}
+		}
+	}
+	return 0
 }
 
 // checkQuick fails the test when an evaluation took long enough to have waited on the network.
