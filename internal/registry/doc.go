@@ -23,13 +23,17 @@
 //     honouring Retry-After, and only when the wait fits in the context's deadline. Per
 //     registry host (hosts.go) it bounds the requests in flight (MaxInFlightPerRegistry) and
 //     keeps a circuit breaker: BreakerThreshold consecutive failing requests (5xx, 429, network
-//     errors, deadlines) make requests fail at once, unavailable, for BreakerCooldown.
+//     errors, deadlines) make requests fail at once, unavailable, for BreakerCooldown; a request
+//     that waited for a slot looks at the circuit again before it is sent.
 //   - Resolve, Manifest, Blob and Referrers are the engine's calls: tag or digest to descriptor
 //     (HEAD first, verified GET as fallback), capped and verified manifests and blobs, and OCI 1.1
 //     referrers with ggcr's fallback to the "sha256-<hex>" tag schema, limited to MaxReferrers
 //     descriptors as Kyverno does (spec §3.11, §4). Pair.Resolve, the digest the engine verifies
 //     and pins, also reads the manifest it names once per digest and requires it to be what its
 //     media type says (CheckManifest, manifest.go): bytes that do not parse are never pinned.
+//     Pair.Resolve calls in flight at the same time for the same reference, credentials and
+//     insecure setting share one resolution (flight.go), each caller within its own deadline;
+//     nothing is kept after it.
 //   - Credentials come from an authn.Keychain: Options.Keychain, or the Scope a call's context
 //     carries (WithScope) — one verifyImages entry's credentials for one object, built by
 //     internal/credentials from Kyverno's pull secrets and helpers (spec §7). Each Scope gets a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,6 +140,82 @@ func TestLandscapeGroup9CircuitBreaker(t *testing.T) {
 				t.Fatalf("after the circuit closed: %v", err)
 			}
 		})
+	}
+}
+
+// TestLandscapeGroup9CircuitCheckedAfterSlot: a request waiting for one of the registry's
+// slots when the circuit opens is not sent once it gets the slot: it fails at once with
+// "circuit open", and the registry never sees it. The one half-open probe still goes.
+func TestLandscapeGroup9CircuitCheckedAfterSlot(t *testing.T) {
+	t.Parallel()
+	var failing atomic.Bool
+	var heads atomic.Int32
+	hold := make(chan struct{})
+	host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+		if !failing.Load() {
+			serveManifest(w, r)
+			return
+		}
+		heads.Add(1)
+		<-hold
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	const cooldown = 300 * time.Millisecond
+	c := newClient(t, registry.Options{MaxInFlightPerRegistry: 1, BreakerThreshold: 1, BreakerCooldown: cooldown, MaxRetries: -1})
+	tag := mustTag(t, host+"/app:v1")
+	if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag); err != nil { // the ping is done and kept
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag)
+		first <- err
+	}()
+	for heads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	const queued = 3
+	errs := make(chan error, queued)
+	for range queued {
+		go func() {
+			_, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag)
+			errs <- err
+		}()
+	}
+	waitForGoroutines(t, "registry.(*hostState).acquire", queued) // let in by the closed circuit, waiting for the slot
+	close(hold)
+	if err := <-first; !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("first request: %v, want the registry's 503", err)
+	}
+	want := "registry " + host + " is unavailable (circuit open)"
+	for range queued {
+		if err := <-errs; !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+			t.Errorf("queued request: %v, want unavailable containing %q", err, want)
+		}
+	}
+	if n := heads.Load(); n != 1 {
+		t.Errorf("the registry got %d requests, want 1: requests queued for a slot went on after the circuit opened", n)
+	}
+	failing.Store(false)
+	time.Sleep(cooldown + 50*time.Millisecond)
+	if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag); err != nil {
+		t.Fatalf("the half-open probe: %v", err)
+	}
+}
+
+// waitForGoroutines waits until n goroutines are running (or blocked in) fn.
+func waitForGoroutines(t *testing.T, fn string, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		got := strings.Count(string(buf[:runtime.Stack(buf, true)]), fn+"(")
+		if got >= n {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d goroutines in %s, want %d", got, fn, n)
+		}
 	}
 }
 

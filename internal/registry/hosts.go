@@ -84,23 +84,43 @@ func (h *hostState) idle() bool {
 	return len(h.slots) == 0 && h.failures == 0
 }
 
-// allow returns nil when a request may be sent, else the error of an open circuit.
-func (h *hostState) allow() error {
+// allow returns nil when a request may be sent, else the error of an open circuit. probe
+// reports that the request is the half-open circuit's one probe.
+func (h *hostState) allow() (probe bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.table
 	if h.failures < t.threshold {
-		return nil
+		return false, nil
 	}
 	now := t.now()
 	// Open until cooldown after it opened; half-open after that, with one probe at a time (a
 	// probe restarts the clock, so a lost probe lets another through after cooldown).
 	if wait := h.openedAt.Add(t.cooldown).Sub(now); wait > 0 {
-		return &Error{Code: CodeUnavailable, Err: fmt.Errorf("registry %s is unavailable (circuit open): %d consecutive failures, next attempt in %s",
-			h.host, h.failures, wait.Round(time.Millisecond))}
+		return false, h.openErr(wait)
 	}
 	h.probing, h.openedAt = true, now
-	return nil
+	return true, nil
+}
+
+// closed returns nil when the circuit is closed, else the error of an open circuit, without
+// changing its state. A request that allow let through while the circuit was closed asks it
+// again once it holds a slot: if the circuit opened while the request waited, it is not sent.
+// Half-open counts as open here: only allow makes the one probe.
+func (h *hostState) closed() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failures < h.table.threshold {
+		return nil
+	}
+	return h.openErr(max(h.openedAt.Add(h.table.cooldown).Sub(h.table.now()), 0))
+}
+
+// openErr is the error of a request refused by the open circuit; wait is the time until the
+// next probe. h.mu is held.
+func (h *hostState) openErr(wait time.Duration) error {
+	return &Error{Code: CodeUnavailable, Err: fmt.Errorf("registry %s is unavailable (circuit open): %d consecutive failures, next attempt in %s",
+		h.host, h.failures, wait.Round(time.Millisecond))}
 }
 
 // record notes the outcome of a request allowed by allow.
@@ -138,14 +158,19 @@ func (h *hostState) acquire(ctx context.Context) error {
 	}
 }
 
-// finisher returns a function that releases the slot taken by acquire and records the outcome
-// of the request, once, whichever of its callers comes first.
+// release gives back the slot taken by acquire for a request that was not sent: it tells
+// nothing about the registry, and records no outcome.
+func (h *hostState) release() { <-h.slots }
+
+// finisher returns a function that records the outcome of the request and releases the slot
+// taken by acquire, once, whichever of its callers comes first. The outcome is recorded first,
+// so that the request given the slot next sees the circuit it left.
 func (h *hostState) finisher() func(outcome) {
 	var once sync.Once
 	return func(o outcome) {
 		once.Do(func() {
-			<-h.slots
 			h.record(o)
+			<-h.slots
 		})
 	}
 }
@@ -158,12 +183,15 @@ func judgeStatus(status int) outcome {
 	return healthy
 }
 
-// judgeErr is the outcome of a request that failed with err after starting at started.
+// judgeErr is the outcome of a request that failed with err after starting at started. A
+// context cancelled with a cause that is a deadline (a shared resolution whose last waiter ran
+// out of time, see flight.go) counts as a deadline.
 func judgeErr(ctx context.Context, err error, started time.Time) outcome {
+	deadline := errors.Is(context.Cause(ctx), context.DeadlineExceeded)
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+	case !deadline && (errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled)):
 		return neutral // the caller gave up (e.g. ggcr's HTTPS probe lost the race)
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+	case deadline || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		if time.Since(started) < minBlame {
 			return neutral
 		}

@@ -78,11 +78,19 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		kind = kindOf(req.Method, req.URL)
 	}
 	host := t.hosts.get(hostPort(req.URL))
-	if err := host.allow(); err != nil {
+	probe, err := host.allow()
+	if err != nil {
 		return nil, err
 	}
 	if err := host.acquire(ctx); err != nil {
 		return nil, err
+	}
+	if !probe {
+		// The circuit may have opened while the request waited for its slot.
+		if err := host.closed(); err != nil {
+			host.release()
+			return nil, err
+		}
 	}
 	finish := host.finisher()
 	resp, started, err := t.send(req, kind)
