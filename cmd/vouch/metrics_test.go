@@ -110,7 +110,7 @@ spec:
 		t.Fatal(err)
 	}
 	srv, err := webhook.New(webhook.Options{TLS: tlsConfig, Engine: func() *engine.Engine { return eng }, Registry: promReg, Logger: log,
-		OnAdmission: obs.onAdmission(), CheckPolicy: policy.Check})
+		OnAdmission: obs.onAdmission(), CheckPolicy: policy.Check, MaxAdmissionsInFlight: webhook.DefaultMaxAdmissionsInFlight})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +178,9 @@ spec:
 		`vouch_verification_cache_entries`:                                                                          3,
 		`vouch_verification_cache_evictions_total`:                                                                  0,
 		`vouch_registry_requests_total{code="429",kind="manifest",method="GET",registry="` + host + `"}`:            3,
+		`vouch_admissions_in_flight`:                                                                                0, // all answered; none beyond the bound
+		`vouch_admissions_overloaded_total{webhook="mutate"}`:                                                       0,
+		`vouch_admissions_overloaded_total{webhook="validate"}`:                                                     0,
 	} {
 		if got := value(series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)

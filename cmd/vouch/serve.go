@@ -44,6 +44,7 @@ type serveOptions struct {
 	cacheTTL      time.Duration
 	cacheFailTTL  time.Duration
 	workers       int
+	maxAdmissions int // --max-admissions-in-flight
 	logLevel      string
 	shutdownGrace time.Duration
 	events        bool // --events: Kubernetes Events on policies
@@ -81,6 +82,7 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&o.cacheTTL, "imageVerifyCacheTTLDuration", time.Hour, "how long a passed verification is cached (0: 60m)")
 	f.DurationVar(&o.cacheFailTTL, "imageVerifyCacheFailedTTLDuration", 30*time.Second, "how long a failed verification is cached")
 	f.IntVar(&o.workers, "verification-workers", engine.DefaultWorkers, "image verifications running at once")
+	f.IntVar(&o.maxAdmissions, "max-admissions-in-flight", webhook.DefaultMaxAdmissionsInFlight, "admission requests (/mutate, /validate) evaluated at once; beyond it a request is answered at once, images that need the registry as could-not-verify (each policy's failurePolicy decides); 0: no bound")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "time to drain in-flight requests on SIGTERM")
 	f.BoolVar(&o.events, "events", true, "record Kubernetes Events (events.k8s.io) on policies: denials, Audit violations, policies loaded, broken or insecure (needs a cluster)")
@@ -130,6 +132,9 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if err != nil {
 		return invalid(fmt.Errorf("serve: %w", err))
 	}
+	if o.maxAdmissions < 0 {
+		return invalid(errors.New("serve: --max-admissions-in-flight must not be negative"))
+	}
 	if o.maxInFlight <= 0 {
 		return invalid(errors.New("serve: --registry-max-in-flight must be positive"))
 	}
@@ -168,7 +173,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	go obs.run(ctx)
 	srv, err := webhook.New(webhook.Options{
 		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels, Roles: roles,
-		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace,
+		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace, MaxAdmissionsInFlight: o.maxAdmissions,
 		OnAdmission: obs.onAdmission(), CheckPolicy: policy.Check,
 	})
 	if err != nil {

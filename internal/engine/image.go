@@ -160,7 +160,7 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	}
 	undecided := func(err error) outcome {
 		if errors.Is(err, verify.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-			err = errors.New("the verification did not finish within the admission time budget")
+			err = outOfTime(ctx)
 		}
 		return outcome{status: Error, message: fmt.Sprintf("could not verify image %s: %v", s, err)}
 	}
@@ -193,6 +193,9 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 		// The worker is taken here, by the one call that verifies, and not around the cache
 		// lookup: callers waiting for the same verification, or answered from the cache, hold
 		// none, so a slow verification cannot stall admissions of images already verified.
+		if ctx.Err() != nil { // select would pick a free worker half the time
+			return verify.Result{}, verify.Errorf(verify.CodeTimeout, "waiting for a verification worker", context.Cause(ctx))
+		}
 		select {
 		case ev.engine.workers <- struct{}{}:
 			defer func() { <-ev.engine.workers }()
@@ -238,6 +241,18 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 		return pass
 	}
 	return ev.decideDeny(rule, v, ev.imageContext(ref, subject.Digest), nil, pass)
+}
+
+// outOfTime is the cause reported for work that did not finish in time: the cause the
+// evaluation's context was ended with, when its caller gave one (context.WithDeadlineCause:
+// the webhook names an overload so), else the admission time budget.
+func outOfTime(ctx context.Context) error {
+	if ctx.Err() != nil {
+		if cause := context.Cause(ctx); !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+	}
+	return errors.New("the verification did not finish within the admission time budget")
 }
 
 // observe reports a verification that ran to the engine's Observer.
@@ -319,6 +334,12 @@ func (ev *evaluation) subject(ctx context.Context, ref imageref.Ref, insecure bo
 	}
 	if ev.engine.registry == nil {
 		st.failures[scope.Key] = verify.Errorf(verify.CodeUnsupported, ErrNoVerifier.Error(), nil)
+		return subject, st.failures[scope.Key]
+	}
+	if ctx.Err() != nil {
+		// Out of time before asking (an evaluation with its budget already spent, as the
+		// webhook runs one when overloaded): no registry call; the context's cause is reported.
+		st.failures[scope.Key] = verify.Errorf(verify.CodeTimeout, "resolving the image", outOfTime(ctx))
 		return subject, st.failures[scope.Key]
 	}
 	digest, err := ev.engine.registry.Resolve(ctx, ref, insecure)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"runtime/debug"
@@ -37,13 +38,14 @@ type review struct {
 
 // serveAdmission is the handler of /mutate and /validate.
 func (s *Server) serveAdmission(p phase) http.HandlerFunc {
-	return s.serveReview(string(p), func(ctx context.Context, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string) {
+	return s.serveReview(string(p), func(ctx context.Context, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string, bool) {
 		return s.admit(ctx, p, req, limit)
 	})
 }
 
-// admitFunc answers one decoded request, with the outcome label for metrics and logs.
-type admitFunc func(ctx context.Context, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string)
+// admitFunc answers one decoded request, with the outcome label for metrics and logs, and
+// whether it was answered as overloaded (see Options.MaxAdmissionsInFlight).
+type admitFunc func(ctx context.Context, req *admissionv1.AdmissionRequest, limit time.Duration) (resp *admissionv1.AdmissionResponse, outcome string, overloaded bool)
 
 // serveReview is the handler of every AdmissionReview route. Every request gets a well-formed
 // AdmissionReview back, in the version it was asked in (v1 when that cannot be told), as
@@ -67,16 +69,24 @@ func (s *Server) serveReview(name string, admit admitFunc) http.HandlerFunc {
 			s.write(w, rev, errored(rev, http.StatusBadRequest, err.Error()))
 			return
 		}
-		resp, result := admit(r.Context(), rev.request, budget(r))
+		resp, result, overloaded := admit(r.Context(), rev.request, budget(r))
 		outcome = result
-		s.logOutcome(name, rev.request, resp, outcome, time.Since(start))
+		if overloaded {
+			s.overloaded(name)
+		}
+		s.logOutcome(name, rev.request, resp, outcome, overloaded, time.Since(start))
 		s.write(w, rev, resp)
 	}
 }
 
 // logOutcome writes the one log line of an answered request: at info level for answers, at
-// warn level when the request could not be handled (error, not-ready).
-func (s *Server) logOutcome(name string, req *admissionv1.AdmissionRequest, resp *admissionv1.AdmissionResponse, outcome string, took time.Duration) {
+// warn level when the request could not be handled (error, not-ready), at debug level for
+// answers given while overloaded (they come by the thousand in a storm; s.overloaded logs a
+// summary at warn level instead).
+func (s *Server) logOutcome(name string, req *admissionv1.AdmissionRequest, resp *admissionv1.AdmissionResponse, outcome string, overloaded bool, took time.Duration) {
+	if overloaded && !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
 	attrs := []any{"webhook", name, "uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
 		"operation", req.Operation, "outcome", outcome, "allowed", resp.Allowed, "durationMs", took.Milliseconds()}
 	if len(resp.Warnings) > 0 {
@@ -85,11 +95,49 @@ func (s *Server) logOutcome(name string, req *admissionv1.AdmissionRequest, resp
 	if resp.Result != nil && resp.Result.Message != "" {
 		attrs = append(attrs, "message", resp.Result.Message)
 	}
-	if outcome == "error" || outcome == "not-ready" {
+	switch {
+	case outcome == "error" || outcome == "not-ready":
 		s.log.Warn("admission request not evaluated", attrs...)
+	case overloaded:
+		s.log.Debug("admission", append(attrs, "overloaded", true)...)
+	default:
+		s.log.Info("admission", attrs...)
+	}
+}
+
+// overloadLogInterval is the least time between two warnings that vouch is overloaded.
+const overloadLogInterval = 10 * time.Second
+
+// overloaded counts a request answered as overloaded, and logs at warn level how many were
+// since the last such warning, at most once per overloadLogInterval (the first at once).
+func (s *Server) overloaded(webhook string) {
+	s.metrics.overloaded.WithLabelValues(webhook).Inc()
+	s.overloads.Add(1)
+	now, last := time.Now().UnixNano(), s.overloadLogged.Load()
+	if now-last < int64(overloadLogInterval) || !s.overloadLogged.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Info("admission", attrs...)
+	since := "the last warning"
+	if last == 0 {
+		since = "start"
+	}
+	s.log.Warn("vouch is overloaded: admissions beyond the bound answered at once, images that need the registry as could-not-verify",
+		"overloaded", s.overloads.Swap(0), "since", since, "maxAdmissionsInFlight", s.opts.MaxAdmissionsInFlight)
+}
+
+// acquire takes a place among the admissions in flight; ok is false when all are taken
+// (Options.MaxAdmissionsInFlight), and then nothing was taken. release gives the place back.
+func (s *Server) acquire() (release func(), ok bool) {
+	limit := int64(s.opts.MaxAdmissionsInFlight)
+	for {
+		n := s.inFlight.Load()
+		if limit > 0 && n >= limit {
+			return nil, false
+		}
+		if s.inFlight.CompareAndSwap(n, n+1) {
+			return func() { s.inFlight.Add(-1) }, true
+		}
+	}
 }
 
 // decode reads and checks the request; on error the returned review still says which
@@ -183,21 +231,30 @@ func budget(r *http.Request) time.Duration {
 	return timeout - margin
 }
 
-// admit evaluates one request and builds the response, with the outcome label for metrics.
-func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string) {
+// admit evaluates one request and builds the response, with the outcome label for metrics
+// and whether it was answered as overloaded.
+//
+// Beyond Options.MaxAdmissionsInFlight the request is still evaluated — matching, extraction
+// and the cache cost microseconds — but with its budget already spent, the overload as the
+// cause: nothing waits for the registry, a worker or another request's verification, so an
+// image that needs any of them is "could not verify image …: vouch is overloaded (…)", and
+// each policy's failurePolicy decides, as for a registry outage (Fail denies, Ignore admits
+// with a warning). A request no policy matches is allowed, and a cached verification of an
+// image given by digest still passes. Nothing unverified is ever admitted under Fail.
+func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionRequest, limit time.Duration) (*admissionv1.AdmissionResponse, string, bool) {
 	allow := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
 	eng := s.engine()
 	if eng == nil {
 		// Not ready: the API server's failurePolicy decides (the probe keeps us out of the
 		// Service until policies are loaded).
-		return errored(review{request: req}, http.StatusServiceUnavailable, "vouch is not ready: policies are not loaded yet"), "not-ready"
+		return errored(review{request: req}, http.StatusServiceUnavailable, "vouch is not ready: policies are not loaded yet"), "not-ready", false
 	}
 	if req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect || len(req.Object.Raw) == 0 {
-		return allow, "allowed"
+		return allow, "allowed", false
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
-		return errored(review{request: req}, http.StatusBadRequest, "decoding the object: "+err.Error()), "error"
+		return errored(review{request: req}, http.StatusBadRequest, "decoding the object: "+err.Error()), "error", false
 	}
 	var old map[string]any
 	if len(req.OldObject.Raw) > 0 {
@@ -205,6 +262,15 @@ func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionR
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	release, ok := s.acquire()
+	overloaded := !ok
+	if ok {
+		defer release()
+	} else {
+		var cancelSpent context.CancelFunc
+		ctx, cancelSpent = context.WithDeadlineCause(ctx, time.Now(), s.overload)
+		defer cancelSpent()
+	}
 	resp, err := eng.Evaluate(ctx, engine.Request{
 		Object:          obj,
 		OldObject:       old,
@@ -214,7 +280,7 @@ func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionR
 		User:            s.userInfo(req),
 	})
 	if err != nil {
-		return errored(review{request: req}, http.StatusInternalServerError, "evaluating: "+err.Error()), "error"
+		return errored(review{request: req}, http.StatusInternalServerError, "evaluating: "+err.Error()), "error", overloaded
 	}
 	d := resp.Decide()
 	out := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: d.Allowed, Warnings: d.Warnings}
@@ -224,17 +290,17 @@ func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionR
 	}
 	if !d.Allowed {
 		out.Result = &metav1.Status{Status: metav1.StatusFailure, Message: d.Message, Reason: metav1.StatusReasonForbidden, Code: http.StatusForbidden}
-		return out, "denied"
+		return out, "denied", overloaded
 	}
 	if p == mutating && len(resp.Patches) > 0 {
 		raw, err := json.Marshal(resp.Patches)
 		if err != nil {
-			return errored(review{request: req}, http.StatusInternalServerError, "encoding the patch: "+err.Error()), "error"
+			return errored(review{request: req}, http.StatusInternalServerError, "encoding the patch: "+err.Error()), "error", overloaded
 		}
 		pt := admissionv1.PatchTypeJSONPatch
 		out.Patch, out.PatchType = raw, &pt
 	}
-	return out, "allowed"
+	return out, "allowed", overloaded
 }
 
 // errored is an AdmissionResponse that denies because the request could not be handled.

@@ -9,6 +9,14 @@
 // vouch_policy_results_total. Each evaluated request is handed to Options.OnAdmission (Events
 // and PolicyReports are written from there, off the admission path).
 //
+// Admissions evaluated at once are bounded (Options.MaxAdmissionsInFlight, counted in
+// vouch_admissions_in_flight): a request beyond the bound never queues. It is evaluated at once
+// with its budget already spent, so cached verifications still answer and every image that
+// needs the registry is "could not verify image …: vouch is overloaded (N admissions in
+// flight)", for each policy's failurePolicy to decide, as for a registry outage. Such answers
+// are counted in vouch_admissions_overloaded_total and logged at debug level, with one warning
+// at most every 10 s saying how many there were.
+//
 // The handler is hardened as controller-runtime's is: bodies are capped, the content type is
 // checked, panics become error responses carrying the request UID, and every malformed
 // request still gets a well-formed AdmissionReview. Each request gets a budget derived from

@@ -10,11 +10,14 @@ import (
 
 // metrics are the webhook's own Prometheus metrics.
 type metrics struct {
-	latency *prometheus.HistogramVec
-	rules   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	rules      *prometheus.CounterVec
+	overloaded *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the webhook's metrics with reg; inFlight reads the number of
+// admissions being evaluated.
+func newMetrics(reg prometheus.Registerer, inFlight func() int64) (*metrics, error) {
 	m := &metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vouch_admission_duration_seconds",
@@ -25,8 +28,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "vouch_policy_results_total",
 			Help: "Rule results of evaluated admission requests, by webhook (mutate, validate), policy (<name> or <namespace>/<name>), rule and result (pass, fail, warn, error, skip). error is could-not-verify.",
 		}, []string{"webhook", "policy", "rule", "result"}),
+		overloaded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vouch_admissions_overloaded_total",
+			Help: "Admission requests that arrived with --max-admissions-in-flight requests already being evaluated, by webhook (mutate, validate): answered at once, every image that needed the registry reported as could-not-verify (each policy's failurePolicy decided).",
+		}, []string{"webhook"}),
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.rules} {
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vouch_admissions_in_flight",
+		Help: "Admission requests (mutate, validate) being evaluated now, at most --max-admissions-in-flight.",
+	}, func() float64 { return float64(inFlight()) })
+	for _, w := range []phase{mutating, validating} {
+		m.overloaded.WithLabelValues(string(w)) // present at 0 from the start
+	}
+	for _, c := range []prometheus.Collector{m.latency, m.rules, m.overloaded, gauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -31,13 +31,13 @@ type Admission struct {
 // for the insecure settings it uses (Kyverno validates its policies at admission the same
 // way, spec §1.6). Other kinds and operations are admitted untouched, as is a policy being
 // deleted (only its finalizers may change).
-func (s *Server) admitPolicy(_ context.Context, req *admissionv1.AdmissionRequest, _ time.Duration) (*admissionv1.AdmissionResponse, string) {
+func (s *Server) admitPolicy(_ context.Context, req *admissionv1.AdmissionRequest, _ time.Duration) (*admissionv1.AdmissionResponse, string, bool) {
 	allow := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || len(req.Object.Raw) == 0 {
-		return allow, "allowed"
+		return allow, "allowed", false
 	}
 	if req.Kind.Group != kyvernov1.Group || (req.Kind.Kind != kyvernov1.KindClusterPolicy && req.Kind.Kind != kyvernov1.KindPolicy) {
-		return allow, "allowed"
+		return allow, "allowed", false
 	}
 	var head struct {
 		Metadata struct {
@@ -45,15 +45,15 @@ func (s *Server) admitPolicy(_ context.Context, req *admissionv1.AdmissionReques
 		} `json:"metadata"`
 	}
 	if err := json.Unmarshal(req.Object.Raw, &head); err == nil && head.Metadata.DeletionTimestamp != nil {
-		return allow, "allowed"
+		return allow, "allowed", false
 	}
 	warnings, err := s.opts.CheckPolicy(req.Object.Raw)
 	if err != nil {
 		return &admissionv1.AdmissionResponse{
 			UID: req.UID, Allowed: false, Warnings: warnings,
 			Result: &metav1.Status{Status: metav1.StatusFailure, Message: err.Error(), Reason: metav1.StatusReasonInvalid, Code: http.StatusUnprocessableEntity},
-		}, "denied"
+		}, "denied", false
 	}
 	allow.Warnings = warnings
-	return allow, "allowed"
+	return allow, "allowed", false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,7 +51,21 @@ type Options struct {
 	Logger *slog.Logger
 	// ShutdownTimeout bounds the draining of in-flight requests; 0 means 30 s.
 	ShutdownTimeout time.Duration
+	// MaxAdmissionsInFlight bounds the /mutate and /validate requests evaluated at once; 0
+	// means no bound. A request beyond it does not wait: it is evaluated at once with its
+	// budget already spent, so that what the cache knows still answers and every image that
+	// needs the registry is "could not verify image …: vouch is overloaded", which each
+	// policy's failurePolicy decides. See DefaultMaxAdmissionsInFlight.
+	MaxAdmissionsInFlight int
 }
+
+// DefaultMaxAdmissionsInFlight is `vouch serve`'s bound on admissions evaluated at once: 4 ×
+// the default verification workers. A replica holds about rate × latency in flight — a few at
+// 3,000 warm admissions/s on loopback, 50 at 1,000/s against a registry 50 ms away — and a
+// burst of Pods waiting together for one new image's verification stays below it (pod
+// controllers create Pods in slow-start batches). Past it, queueing only makes things worse
+// (docs/PERFORMANCE.md, "Overload").
+const DefaultMaxAdmissionsInFlight = 128
 
 // Server is vouch's admission webhook: /mutate, /validate, /validate-policy, /healthz, /readyz
 // and /metrics.
@@ -64,6 +79,11 @@ type Server struct {
 	registry        *prometheus.Registry
 	shuttingDown    atomic.Bool
 	http            *http.Server
+
+	inFlight       atomic.Int64 // /mutate and /validate requests being evaluated
+	overload       error        // the cause of the spent budget of a request beyond the bound
+	overloads      atomic.Int64 // requests answered as overloaded since the last warning
+	overloadLogged atomic.Int64 // when the last overload warning was logged (Unix ns)
 }
 
 // New validates the options and returns a server.
@@ -77,7 +97,11 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, errors.New("webhook: MaxBodyBytes must not be negative")
 	}
-	s := &Server{opts: opts, engine: opts.Engine, maxBody: opts.MaxBodyBytes, log: opts.Logger, registry: opts.Registry}
+	if opts.MaxAdmissionsInFlight < 0 {
+		return nil, errors.New("webhook: MaxAdmissionsInFlight must not be negative")
+	}
+	s := &Server{opts: opts, engine: opts.Engine, maxBody: opts.MaxBodyBytes, log: opts.Logger, registry: opts.Registry,
+		overload: fmt.Errorf("vouch is overloaded (%d admissions in flight)", opts.MaxAdmissionsInFlight)}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -92,7 +116,7 @@ func New(opts Options) (*Server, error) {
 		s.namespaceLabels = func(string) map[string]string { return nil }
 	}
 	var err error
-	if s.metrics, err = newMetrics(s.registry); err != nil {
+	if s.metrics, err = newMetrics(s.registry, s.inFlight.Load); err != nil {
 		return nil, err
 	}
 	if s.opts.ShutdownTimeout == 0 {
