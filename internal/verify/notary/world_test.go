@@ -144,6 +144,6 @@ func trusting(certs ...*x509.Certificate) *verify.Attestor {
 }
 
 func withTSA(a *verify.Attestor, tsa *notarytest.TSA) *verify.Attestor {
-	a.CTLog = &verify.CTLog{TSACertChain: []*x509.Certificate{tsa.Cert, tsa.Root.Cert}}
+	a.CTLog = &verify.CTLog{TSACertChain: []*x509.Certificate{tsa.Leaf, tsa.Root.Cert}}
 	return a
 }
