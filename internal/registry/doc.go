@@ -23,8 +23,10 @@
 //     honouring Retry-After, and only when the wait fits in the context's deadline. Per
 //     registry host (hosts.go) it bounds the requests in flight (MaxInFlightPerRegistry) and
 //     keeps a circuit breaker: BreakerThreshold consecutive failing requests (5xx, 429, network
-//     errors, deadlines) make requests fail at once, unavailable, for BreakerCooldown; a request
-//     that waited for a slot looks at the circuit again before it is sent.
+//     errors, deadlines) make requests fail at once, unavailable, for BreakerCooldown, then one
+//     probe at a time goes (only its own outcome ends it; it is never retried); a request that
+//     waited for a slot looks at the circuit again before it is sent, and a request is retried
+//     only while the circuit is closed.
 //   - Resolve, Manifest, Blob and Referrers are the engine's calls: tag or digest to descriptor
 //     (HEAD first, verified GET as fallback), capped and verified manifests and blobs, and OCI 1.1
 //     referrers with ggcr's fallback to the "sha256-<hex>" tag schema, limited to MaxReferrers

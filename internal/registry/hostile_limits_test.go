@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/vouchproject/vouch/internal/registry"
@@ -395,5 +397,247 @@ func TestNewValidatesLimits(t *testing.T) {
 	}
 	if _, err := registry.New(registry.Options{MaxRetries: -1, TokenRealms: []string{"*.auth.example.com", "auth.example.com:8443"}}); err != nil {
 		t.Errorf("valid options refused: %v", err)
+	}
+}
+
+// TestLandscapeGroup9CircuitGatesRetries: a request whose attempt failed (503) is not retried
+// once its registry's circuit is open — whether the circuit opened while the request waited
+// for its retry (Retry-After) or while its first attempt was in flight (then it does not wait
+// at all). It fails with the registry's answer and "circuit open", unavailable, and the
+// registry never sees a retry.
+func TestLandscapeGroup9CircuitGatesRetries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		held     bool // the first attempt is answered only once the circuit is open
+		min, max time.Duration
+	}{
+		{name: "circuit opens during the wait", min: time.Second, max: 2 * time.Second},
+		{name: "circuit opens during the first attempt", held: true, max: 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var armed atomic.Bool
+			var heads atomic.Int32 // manifest requests for app:v1
+			hold, seen := make(chan struct{}), make(chan struct{}, 8)
+			release := sync.OnceFunc(func() { close(hold) })
+			host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case !armed.Load():
+					serveManifest(w, r)
+				case strings.HasPrefix(r.URL.Path, "/v2/app/"):
+					heads.Add(1)
+					seen <- struct{}{}
+					if tc.held {
+						<-hold
+					}
+					w.Header().Set("Retry-After", "1")
+					http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+				default: // other/: a failure that is not retried, and opens the circuit
+					http.Error(w, "internal error", http.StatusInternalServerError)
+				}
+			}))
+			c := newClient(t, registry.Options{BreakerThreshold: 1, BreakerCooldown: 10 * time.Second})
+			app, other := mustTag(t, host+"/app:v1"), mustTag(t, host+"/other:v1")
+			for _, tag := range []name.Tag{app, other} { // the pings are done and kept
+				if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag); err != nil {
+					t.Fatal(err)
+				}
+			}
+			armed.Store(true)
+			t.Cleanup(release)
+			type result struct {
+				err error
+				at  time.Time
+			}
+			first := make(chan result, 1)
+			go func() {
+				_, err := c.Resolve(ctxTimeout(t, 5*time.Second), app)
+				first <- result{err, time.Now()}
+			}()
+			<-seen
+			start := time.Now() // the first attempt was sent
+			if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), other); err == nil || strings.Contains(err.Error(), "circuit open") {
+				t.Fatalf("the call opening the circuit: %v, want the registry's 500", err)
+			}
+			if tc.held {
+				start = time.Now()
+				release()
+			}
+			res := <-first
+			elapsed := res.at.Sub(start)
+			t.Logf("%v after %v", res.err, elapsed)
+			if want := "registry " + host + " is unavailable (circuit open)"; !errors.Is(res.err, registry.ErrUnavailable) ||
+				!strings.Contains(res.err.Error(), want) || !strings.Contains(res.err.Error(), "503") {
+				t.Errorf("error %v, want unavailable naming the 503 and containing %q", res.err, want)
+			}
+			if n := heads.Load(); n != 1 {
+				t.Errorf("the registry saw %d requests for app:v1, want 1: the request was retried with the circuit open", n)
+			}
+			if elapsed < tc.min || elapsed > tc.max {
+				t.Errorf("took %v, want between %v and %v", elapsed, tc.min, tc.max)
+			}
+		})
+	}
+}
+
+// TestLandscapeGroup9CircuitOneProbe: while the half-open circuit's probe is in flight,
+// another request that ends in a way that says nothing about the registry (cancelled) does
+// not let a second probe through: the registry sees the one probe until it has answered, and
+// every other request fails at once with "circuit open". The other request is one sent before
+// the circuit opened, or an earlier probe that outlived the cool-down (the next probe went).
+func TestLandscapeGroup9CircuitOneProbe(t *testing.T) {
+	t.Parallel()
+	for _, stale := range []string{"request sent before the circuit opened", "earlier probe"} {
+		t.Run(stale, func(t *testing.T) {
+			t.Parallel()
+			var armed atomic.Bool
+			var mu sync.Mutex
+			seen := map[string]int{} // manifest requests by repository, once armed
+			arrived := make(chan string, 16)
+			hold := make(chan struct{})
+			release := sync.OnceFunc(func() { close(hold) })
+			host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+				if !armed.Load() {
+					serveManifest(w, r)
+					return
+				}
+				repo := strings.Split(r.URL.Path, "/")[2]
+				mu.Lock()
+				seen[repo]++
+				mu.Unlock()
+				arrived <- repo
+				switch repo {
+				case "stale": // answers only when the client gives up
+					<-r.Context().Done()
+				case "fail":
+					http.Error(w, "internal error", http.StatusInternalServerError)
+				case "probe":
+					<-hold
+					serveManifest(w, r)
+				default:
+					serveManifest(w, r)
+				}
+			}))
+			seenOf := func(repo string) int {
+				mu.Lock()
+				defer mu.Unlock()
+				return seen[repo]
+			}
+			const cooldown = 300 * time.Millisecond
+			c := newClient(t, registry.Options{BreakerThreshold: 1, BreakerCooldown: cooldown, MaxRetries: -1})
+			tags := map[string]name.Tag{}
+			for _, repo := range []string{"stale", "fail", "probe", "next"} {
+				tags[repo] = mustTag(t, host+"/"+repo+":v1")
+				if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), tags[repo]); err != nil { // the pings are done and kept
+					t.Fatal(err)
+				}
+			}
+			armed.Store(true)
+			t.Cleanup(release)
+			resolve := func(ctx context.Context, repo string) chan error {
+				done := make(chan error, 1)
+				go func() {
+					_, err := c.Resolve(ctx, tags[repo])
+					done <- err
+				}()
+				return done
+			}
+			staleCtx, cancel := context.WithCancel(ctxTimeout(t, 10*time.Second))
+			defer cancel()
+			var staleDone chan error
+			if stale != "earlier probe" {
+				staleDone = resolve(staleCtx, "stale")
+				if r := <-arrived; r != "stale" {
+					t.Fatalf("the registry saw %s, want stale", r)
+				}
+			}
+			if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), tags["fail"]); err == nil || strings.Contains(err.Error(), "circuit open") {
+				t.Fatalf("the call opening the circuit: %v, want the registry's 500", err)
+			}
+			<-arrived // fail
+			time.Sleep(cooldown + 50*time.Millisecond)
+			if stale == "earlier probe" {
+				staleDone = resolve(staleCtx, "stale")
+				if r := <-arrived; r != "stale" {
+					t.Fatalf("the registry saw %s, want the first probe (stale)", r)
+				}
+				time.Sleep(cooldown + 50*time.Millisecond) // the first probe outlives the cool-down
+			}
+			probeDone := resolve(ctxTimeout(t, 10*time.Second), "probe")
+			if r := <-arrived; r != "probe" {
+				t.Fatalf("the registry saw %s, want the probe", r)
+			}
+			cancel()
+			if err := <-staleDone; err == nil {
+				t.Fatal("the cancelled request succeeded")
+			}
+			want := "registry " + host + " is unavailable (circuit open)"
+			for i := range 3 {
+				if err := <-resolve(ctxTimeout(t, 5*time.Second), "next"); !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+					t.Errorf("request %d during the probe: %v, want unavailable containing %q", i, err, want)
+				}
+			}
+			if n := seenOf("next"); n != 0 {
+				t.Errorf("the registry saw %d requests besides the probe while it was in flight, want 0: a second probe went", n)
+			}
+			release()
+			if err := <-probeDone; err != nil {
+				t.Fatalf("the probe: %v", err)
+			}
+			if err := <-resolve(ctxTimeout(t, 5*time.Second), "next"); err != nil {
+				t.Fatalf("after the probe closed the circuit: %v", err)
+			}
+			if n := seenOf("probe"); n != 1 {
+				t.Errorf("the registry saw %d probes, want 1", n)
+			}
+		})
+	}
+}
+
+// TestLandscapeGroup9ProbeNotRetried: the half-open circuit's probe is one attempt. A request
+// answered 503 while the circuit is closed is retried (MaxRetries); the probe answered 503 is
+// not — it fails at once, unavailable, naming the 503 and the open circuit — and the circuit
+// opens for another cool-down.
+func TestLandscapeGroup9ProbeNotRetried(t *testing.T) {
+	t.Parallel()
+	var armed atomic.Bool
+	var heads atomic.Int32
+	host := serve(t, fakeRegistry(func(w http.ResponseWriter, r *http.Request) {
+		if !armed.Load() {
+			serveManifest(w, r)
+			return
+		}
+		heads.Add(1)
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	const cooldown = 300 * time.Millisecond
+	c := newClient(t, registry.Options{BreakerThreshold: 1, BreakerCooldown: cooldown, RetryDelay: 5 * time.Millisecond})
+	tag := mustTag(t, host+"/app:v1")
+	if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag); err != nil { // the ping is done and kept
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	want := "registry " + host + " is unavailable (circuit open)"
+	for _, step := range []struct {
+		name     string
+		sleep    time.Duration
+		requests int32
+		open     bool // the error names the open circuit
+	}{
+		{name: "closed circuit: retried", requests: 1 + registry.DefaultMaxRetries},
+		{name: "open circuit", open: true},
+		{name: "probe", sleep: cooldown + 50*time.Millisecond, requests: 1, open: true},
+		{name: "open again after the probe failed", open: true},
+	} {
+		time.Sleep(step.sleep)
+		before := heads.Load()
+		_, err := c.Resolve(ctxTimeout(t, 5*time.Second), tag)
+		if !errors.Is(err, registry.ErrUnavailable) || strings.Contains(err.Error(), want) != step.open || (step.requests > 0 && !strings.Contains(err.Error(), "503")) {
+			t.Errorf("%s: error %v, want unavailable naming the 503 (%v) and the open circuit (%v)", step.name, err, step.requests > 0, step.open)
+		}
+		if n := heads.Load() - before; n != step.requests {
+			t.Errorf("%s: the registry saw %d requests, want %d", step.name, n, step.requests)
+		}
 	}
 }

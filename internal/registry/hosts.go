@@ -75,7 +75,8 @@ type hostState struct {
 	mu       sync.Mutex
 	failures int       // consecutive failing outcomes
 	openedAt time.Time // when the circuit opened, or the last probe started
-	probing  bool      // a half-open probe is in flight
+	probe    uint64    // the number of the half-open probe whose outcome is awaited; 0: none
+	probes   uint64    // probes started, to number them
 }
 
 func (h *hostState) idle() bool {
@@ -84,29 +85,34 @@ func (h *hostState) idle() bool {
 	return len(h.slots) == 0 && h.failures == 0
 }
 
-// allow returns nil when a request may be sent, else the error of an open circuit. probe
-// reports that the request is the half-open circuit's one probe.
-func (h *hostState) allow() (probe bool, err error) {
+// allow returns nil when a request may be sent, else the error of an open circuit. probe is
+// not 0 when the request is the half-open circuit's one probe: it numbers the probe, and the
+// request gives it back to record (through finisher) so that only the probe's own outcome is
+// taken for the probe's.
+func (h *hostState) allow() (probe uint64, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.table
 	if h.failures < t.threshold {
-		return false, nil
+		return 0, nil
 	}
 	now := t.now()
 	// Open until cooldown after it opened; half-open after that, with one probe at a time (a
 	// probe restarts the clock, so a lost probe lets another through after cooldown).
 	if wait := h.openedAt.Add(t.cooldown).Sub(now); wait > 0 {
-		return false, h.openErr(wait)
+		return 0, h.openErr(wait)
 	}
-	h.probing, h.openedAt = true, now
-	return true, nil
+	h.probes++
+	h.probe, h.openedAt = h.probes, now
+	return h.probe, nil
 }
 
 // closed returns nil when the circuit is closed, else the error of an open circuit, without
 // changing its state. A request that allow let through while the circuit was closed asks it
 // again once it holds a slot: if the circuit opened while the request waited, it is not sent.
-// Half-open counts as open here: only allow makes the one probe.
+// A request about to be retried asks it too (send): a retry is made only while the circuit
+// is closed. Half-open counts as open here: only allow makes the one probe, and the probe
+// itself is not retried — its one attempt decides.
 func (h *hostState) closed() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -123,21 +129,27 @@ func (h *hostState) openErr(wait time.Duration) error {
 		h.host, h.failures, wait.Round(time.Millisecond))}
 }
 
-// record notes the outcome of a request allowed by allow.
-func (h *hostState) record(o outcome) {
+// record notes the outcome of a request allowed by allow; probe is what allow returned for it.
+// Any healthy answer closes the circuit and any failure counts (a failure with the circuit
+// open restarts its cooldown, and no probe is awaited any more). A neutral outcome changes
+// nothing — unless it is that of the probe awaited, which learnt nothing: the next request
+// may probe at once. Other requests' neutral outcomes (one sent before the circuit opened and
+// cancelled, an earlier probe that outlived the cooldown) leave the probe in flight the only
+// one.
+func (h *hostState) record(o outcome, probe uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch o {
 	case healthy:
-		h.failures, h.probing = 0, false
+		h.failures, h.probe = 0, 0
 	case failing:
 		h.failures++
 		if h.failures >= h.table.threshold {
-			h.probing, h.openedAt = false, h.table.now()
+			h.probe, h.openedAt = 0, h.table.now()
 		}
 	case neutral:
-		if h.probing {
-			h.probing = false
+		if probe != 0 && probe == h.probe {
+			h.probe = 0
 			h.openedAt = h.table.now().Add(-h.table.cooldown) // let the next request probe
 		}
 	}
@@ -162,14 +174,15 @@ func (h *hostState) acquire(ctx context.Context) error {
 // nothing about the registry, and records no outcome.
 func (h *hostState) release() { <-h.slots }
 
-// finisher returns a function that records the outcome of the request and releases the slot
-// taken by acquire, once, whichever of its callers comes first. The outcome is recorded first,
-// so that the request given the slot next sees the circuit it left.
-func (h *hostState) finisher() func(outcome) {
+// finisher returns a function that records the outcome of the request (probe: what allow
+// returned for it) and releases the slot taken by acquire, once, whichever of its callers
+// comes first. The outcome is recorded first, so that the request given the slot next sees
+// the circuit it left.
+func (h *hostState) finisher(probe uint64) func(outcome) {
 	var once sync.Once
 	return func(o outcome) {
 		once.Do(func() {
-			h.record(o)
+			h.record(o, probe)
 			<-h.slots
 		})
 	}

@@ -110,7 +110,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // send sends req through the base transport, retrying by the policy. Each attempt is counted.
 // It returns the last attempt's response or error and when that attempt started.
-func (t *roundTripper) send(req *http.Request, kind Kind) (*http.Response, time.Time, error) {
+//
+// A retry is made only while host's circuit is closed: it is looked at (without changing it)
+// before the wait and again after it. When it is open — or half-open: the probe is not
+// retried, its one attempt decides — the request ends at once with an unavailable error
+// naming the last attempt's answer and the open circuit (notRetried).
+func (t *roundTripper) send(req *http.Request, kind Kind, host *hostState) (*http.Response, time.Time, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		started := time.Now()
@@ -122,6 +127,10 @@ func (t *roundTripper) send(req *http.Request, kind Kind) (*http.Response, time.
 		}
 		if attempt >= t.retry.max || !retryable(req, resp, err) {
 			return resp, started, err
+		}
+		if open := host.closed(); open != nil {
+			discard(resp)
+			return nil, started, notRetried(req, resp, err, open)
 		}
 		d, asked := t.retry.wait(attempt, resp)
 		if !fits(ctx, d) {
@@ -136,12 +145,32 @@ func (t *roundTripper) send(req *http.Request, kind Kind) (*http.Response, time.
 			return nil, started, &Error{Code: CodeUnavailable, Status: resp.StatusCode, Err: fmt.Errorf("%s answered %d %s with Retry-After %s, more than the time budget allows (%s)",
 				req.URL.Host, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Retry-After"), left)}
 		}
-		if resp != nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-			resp.Body.Close()
-		}
+		discard(resp)
 		if err := sleep(ctx, d); err != nil {
 			return nil, started, &Error{Code: CodeTimeout, Err: fmt.Errorf("waiting to retry %s: %w", safeURL(req.URL), err)}
 		}
+		if open := host.closed(); open != nil {
+			return nil, started, notRetried(req, resp, err, open)
+		}
 	}
+}
+
+// discard reads a little of a response about to be dropped, to reuse its connection, and
+// closes it. resp may be nil (a network error).
+func discard(resp *http.Response) {
+	if resp != nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+		resp.Body.Close()
+	}
+}
+
+// notRetried is the error of a request whose last attempt was answered resp (its body already
+// discarded) or failed with err, and that the open circuit kept from being retried: unavailable,
+// like the circuit's own error, which it wraps.
+func notRetried(req *http.Request, resp *http.Response, err, open error) error {
+	if resp != nil {
+		return &Error{Code: CodeUnavailable, Status: resp.StatusCode, Err: fmt.Errorf("%s answered %d %s, not retried: %w",
+			req.URL.Host, resp.StatusCode, http.StatusText(resp.StatusCode), open)}
+	}
+	return &Error{Code: CodeUnavailable, Err: fmt.Errorf("%s %s: %v, not retried: %w", req.Method, safeURL(req.URL), err, open)}
 }

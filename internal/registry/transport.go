@@ -52,7 +52,8 @@ var _ http.RoundTripper = (*roundTripper)(nil)
 
 // RoundTrip sends req and returns a response whose body is capped, verified and scrubbed. On
 // the way it applies the redirect rules (checkRedirect), the token realm rule (realmPolicy),
-// the registry host's circuit breaker and limit on requests in flight, and the retry policy.
+// the registry host's circuit breaker and limit on requests in flight, and the retry policy
+// (whose retries the circuit gates, see send).
 func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	origin, hops := redirectOrigin(req)
 	kind := kindOf(origin.Method, origin.URL)
@@ -85,15 +86,15 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := host.acquire(ctx); err != nil {
 		return nil, err
 	}
-	if !probe {
+	if probe == 0 {
 		// The circuit may have opened while the request waited for its slot.
 		if err := host.closed(); err != nil {
 			host.release()
 			return nil, err
 		}
 	}
-	finish := host.finisher()
-	resp, started, err := t.send(req, kind)
+	finish := host.finisher(probe)
+	resp, started, err := t.send(req, kind, host)
 	if err != nil {
 		finish(judgeErr(ctx, err, started))
 		if ctx.Err() != nil && Classify(err) != CodeTimeout {
