@@ -953,7 +953,7 @@ func checkWebhookConfigurations(t *testing.T, objs []*unstructured.Unstructured,
 }
 
 // checkDeployment checks the chart's Deployment with its default values: 3 replicas of vouch
-// serve on 9443 with the mounted certificate, HTTPS probes, a hardened security context,
+// serve on 9443 with the mounted certificate, HTTP probes on their own port (8081), a hardened security context,
 // resources, anti-affinity by node.
 func checkDeployment(t *testing.T, d *appsv1.Deployment, image string) {
 	t.Helper()
@@ -975,12 +975,16 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, image string) {
 			t.Errorf("args %v lack %s", c.Args, want)
 		}
 	}
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9443 || c.Ports[0].Name != "https" {
-		t.Errorf("ports %+v, want https 9443", c.Ports)
+	if len(c.Ports) != 2 || c.Ports[0].ContainerPort != 9443 || c.Ports[0].Name != "https" || c.Ports[1].ContainerPort != 8081 || c.Ports[1].Name != "health" {
+		t.Errorf("ports %+v, want https 9443 and health 8081", c.Ports)
 	}
-	for probe, p := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != probe || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.HTTPGet.Port != intstr.FromString("https") {
-			t.Errorf("probe %s: %+v, want HTTPS GET %s on port https", probe, p, probe)
+	if !slices.Contains(c.Args, "--health-listen=:8081") {
+		t.Errorf("args %v lack --health-listen=:8081", c.Args)
+	}
+	// The probes have their own listener, outside --max-connections (docs/WEBHOOK.md).
+	for probe, p := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe, "/healthz ": c.StartupProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != strings.TrimSpace(probe) || p.HTTPGet.Scheme != corev1.URISchemeHTTP || p.HTTPGet.Port != intstr.FromString("health") {
+			t.Errorf("probe %s: %+v, want HTTP GET %s on port health", probe, p, probe)
 		}
 	}
 	sc := c.SecurityContext

@@ -834,6 +834,12 @@ func BenchmarkServeLoad(b *testing.B) {
 					b.ReportMetric(float64(rss)/(1<<20), "server-rss-MiB")
 					line += fmt.Sprintf("  server RSS %.1f MiB", float64(rss)/(1<<20))
 				}
+				// The peak since the server started (so far in this benchmark: the rows on the
+				// same server before this one count too).
+				if hwm := procStatusBytes(strconv.Itoa(sc.t.pid), "VmHWM:"); hwm > 0 {
+					b.ReportMetric(float64(hwm)/(1<<20), "server-max-rss-MiB")
+					line += fmt.Sprintf(" (max %.1f MiB)", float64(hwm)/(1<<20))
+				}
 				if sc.name == "floor" {
 					floorResult = &r
 				} else if floorResult != nil {

@@ -32,6 +32,7 @@ import (
 
 type serveOptions struct {
 	listen        string
+	healthListen  string // --health-listen
 	policies      []string
 	kubeconfig    string
 	cluster       bool
@@ -45,6 +46,7 @@ type serveOptions struct {
 	cacheFailTTL  time.Duration
 	workers       int
 	maxAdmissions int // --max-admissions-in-flight
+	maxConns      int // --max-connections
 	logLevel      string
 	shutdownGrace time.Duration
 	events        bool // --events: Kubernetes Events on policies
@@ -70,6 +72,7 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", ":9443", "listen address")
+	f.StringVar(&o.healthListen, "health-listen", "", "a second listen address serving /healthz, /readyz and /metrics over plain HTTP, outside --max-connections (for the kubelet's probes); they are served on --listen as well")
 	f.StringArrayVar(&o.policies, "policies", nil, "policy file or directory, re-read on change (repeatable)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for cluster policies and namespace labels (default: in-cluster when running in a Pod)")
 	f.BoolVar(&o.cluster, "cluster-policies", true, "enforce the cluster's ClusterPolicy and Policy objects when a cluster is configured")
@@ -83,6 +86,7 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&o.cacheFailTTL, "imageVerifyCacheFailedTTLDuration", 30*time.Second, "how long a failed verification is cached")
 	f.IntVar(&o.workers, "verification-workers", engine.DefaultWorkers, "image verifications running at once")
 	f.IntVar(&o.maxAdmissions, "max-admissions-in-flight", webhook.DefaultMaxAdmissionsInFlight, "admission requests (/mutate, /validate) evaluated at once; beyond it a request is answered at once, images that need the registry as could-not-verify (each policy's failurePolicy decides); 0: no bound")
+	f.IntVar(&o.maxConns, "max-connections", webhook.DefaultMaxConnections, "connections served at once; beyond it a connection waits unaccepted (in the kernel's backlog) until one closes, and its client's TLS handshake with it; 0: no bound")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "time to drain in-flight requests on SIGTERM")
 	f.BoolVar(&o.events, "events", true, "record Kubernetes Events (events.k8s.io) on policies: denials, Audit violations, policies loaded, broken or insecure (needs a cluster)")
@@ -135,6 +139,9 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if o.maxAdmissions < 0 {
 		return invalid(errors.New("serve: --max-admissions-in-flight must not be negative"))
 	}
+	if o.maxConns < 0 {
+		return invalid(errors.New("serve: --max-connections must not be negative"))
+	}
 	if o.maxInFlight <= 0 {
 		return invalid(errors.New("serve: --registry-max-in-flight must be positive"))
 	}
@@ -174,12 +181,12 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	srv, err := webhook.New(webhook.Options{
 		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels, Roles: roles,
 		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace, MaxAdmissionsInFlight: o.maxAdmissions,
-		OnAdmission: obs.onAdmission(), CheckPolicy: policy.Check,
+		MaxConnections: o.maxConns, HealthAddr: o.healthListen, OnAdmission: obs.onAdmission(), CheckPolicy: policy.Check,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("vouch serve listening", "addr", o.listen, "policies", strings.Join(o.policies, ","), "cluster", clusterPolicies != nil)
+	log.Info("vouch serve listening", "addr", o.listen, "health", o.healthListen, "policies", strings.Join(o.policies, ","), "cluster", clusterPolicies != nil)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ListenAndServe(ctx) }()
 	select {

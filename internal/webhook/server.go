@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/vouchproject/vouch/internal/engine"
 )
@@ -57,6 +58,15 @@ type Options struct {
 	// needs the registry is "could not verify image …: vouch is overloaded", which each
 	// policy's failurePolicy decides. See DefaultMaxAdmissionsInFlight.
 	MaxAdmissionsInFlight int
+	// MaxConnections bounds the connections served at once; 0 means no bound. A connection
+	// beyond it is not accepted until one closes: it waits in the kernel's accept backlog (its
+	// client's TLS handshake waits, until the client's timeout) and costs this process nothing.
+	// See DefaultMaxConnections.
+	MaxConnections int
+	// HealthAddr, when set, is a second listen address (ListenAndServe) serving /healthz,
+	// /readyz and /metrics over plain HTTP, outside MaxConnections: the kubelet's probes are not
+	// queued behind the connections of an admission storm. They are served on Addr as well.
+	HealthAddr string
 }
 
 // DefaultMaxAdmissionsInFlight is `vouch serve`'s bound on admissions evaluated at once: 4 ×
@@ -66,6 +76,15 @@ type Options struct {
 // controllers create Pods in slow-start batches). Past it, queueing only makes things worse
 // (docs/PERFORMANCE.md, "Overload").
 const DefaultMaxAdmissionsInFlight = 128
+
+// DefaultMaxConnections is `vouch serve`'s bound on connections served at once. In normal
+// operation a replica holds the API servers' pooled connections (client-go keeps 25 idle per
+// host) plus those of the requests in flight — tens, a few hundred with several API servers
+// under load. Far past capacity the webhook client opens a connection for every request it
+// cannot put on an idle one: thousands of TLS handshakes at once, each holding memory — 0.6–0.7
+// GiB measured with the default --max-admissions-in-flight, 1.8 GiB without, above the chart's
+// memory limit (docs/PERFORMANCE.md, "Overload: a bound on connections").
+const DefaultMaxConnections = 512
 
 // Server is vouch's admission webhook: /mutate, /validate, /validate-policy, /healthz, /readyz
 // and /metrics.
@@ -79,6 +98,7 @@ type Server struct {
 	registry        *prometheus.Registry
 	shuttingDown    atomic.Bool
 	http            *http.Server
+	health          *http.Server // on HealthAddr
 
 	inFlight       atomic.Int64 // /mutate and /validate requests being evaluated
 	overload       error        // the cause of the spent budget of a request beyond the bound
@@ -99,6 +119,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxAdmissionsInFlight < 0 {
 		return nil, errors.New("webhook: MaxAdmissionsInFlight must not be negative")
+	}
+	if opts.MaxConnections < 0 {
+		return nil, errors.New("webhook: MaxConnections must not be negative")
 	}
 	s := &Server{opts: opts, engine: opts.Engine, maxBody: opts.MaxBodyBytes, log: opts.Logger, registry: opts.Registry,
 		overload: fmt.Errorf("vouch is overloaded (%d admissions in flight)", opts.MaxAdmissionsInFlight)}
@@ -132,6 +155,14 @@ func New(opts Options) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.health = &http.Server{
+		Handler:           s.healthHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      35 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 	return s, nil
 }
 
@@ -143,6 +174,19 @@ func (s *Server) Handler() http.Handler {
 	if s.opts.CheckPolicy != nil {
 		mux.Handle("/validate-policy", s.serveReview(policyWebhook, s.admitPolicy))
 	}
+	s.handleHealth(mux)
+	return mux
+}
+
+// healthHandler returns the routes of HealthAddr.
+func (s *Server) healthHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.handleHealth(mux)
+	return mux
+}
+
+// handleHealth adds /healthz, /readyz and /metrics to mux.
+func (s *Server) handleHealth(mux *http.ServeMux) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.shuttingDown.Load() || s.engine() == nil {
@@ -152,12 +196,16 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	return mux
 }
 
-// Serve accepts connections on l until ctx ends, then stops being ready, drains in-flight
-// requests (up to ShutdownTimeout) and returns.
+// Serve accepts connections on l (at most MaxConnections at once) until ctx ends, then stops
+// being ready, drains in-flight requests (up to ShutdownTimeout) and returns.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if s.opts.MaxConnections > 0 {
+		// Below TLS: a connection waiting for a slot has not been handshaken, and a slot is
+		// freed when net/http closes the connection (idle, timed out, or its client gone).
+		l = netutil.LimitListener(l, s.opts.MaxConnections)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(tls.NewListener(l, s.opts.TLS)) }()
 	select {
@@ -177,11 +225,42 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
-// ListenAndServe listens on Options.Addr and serves until ctx ends.
+// ServeHealth serves /healthz, /readyz and /metrics over plain HTTP on l, with no bound on
+// connections, until ctx ends.
+func (s *Server) ServeHealth(ctx context.Context, l net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.health.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	_ = s.health.Close()
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ListenAndServe listens on Options.Addr (and Options.HealthAddr) and serves until ctx ends.
+// The health listener stays up until the webhook has drained: /readyz says "not ready" then.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, l)
+	if s.opts.HealthAddr == "" {
+		return s.Serve(ctx, l)
+	}
+	hl, err := net.Listen("tcp", s.opts.HealthAddr)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	hctx, stop := context.WithCancel(context.Background())
+	herr := make(chan error, 1)
+	go func() { herr <- s.ServeHealth(hctx, hl) }()
+	err = s.Serve(ctx, l)
+	stop()
+	return errors.Join(err, <-herr)
 }
