@@ -83,7 +83,7 @@ func TestLandscapeGroup13AirGap(t *testing.T) {
 	var stop func()
 	for range 3 { // a free port can be taken between probing it and the registry binding it
 		var err error
-		if w.Host, stop, err = startAirgapRegistry(t, registryBin, w.Storage, freeLoopbackAddr(t)); err == nil {
+		if w.Host, stop, err = startDistributionAt(t, registryBin, w.Storage, freeLoopbackAddr(t), ""); err == nil {
 			break
 		}
 		t.Log(err)
@@ -211,7 +211,7 @@ func airgapChild(t *testing.T, worldFile string) {
 	os.Setenv("GODEBUG", "netdns=go")
 	vouchEnv := []string{"HOME=" + home, "TMPDIR=" + tmp, "GODEBUG=netdns=go"}
 
-	if _, stop, err := startAirgapRegistry(t, toolPath(t, "registry"), w.Storage, w.Host); err != nil {
+	if _, stop, err := startDistributionAt(t, toolPath(t, "registry"), w.Storage, w.Host, ""); err != nil {
 		t.Fatal(err)
 	} else {
 		t.Cleanup(stop)
@@ -390,56 +390,6 @@ func nsLink(t *testing.T, kind string) string {
 		t.Fatal(err)
 	}
 	return l
-}
-
-// startAirgapRegistry starts the distribution registry on host (127.0.0.1:port) with storage
-// in the given folder, and waits until /v2/ answers. stop stops it (also at cleanup); the kernel
-// kills it if the test binary dies.
-func startAirgapRegistry(t *testing.T, bin, storage, host string) (string, func(), error) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, distributionConfig, storage, host), 0o600); err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Env = []string{"HOME=" + dir, "OTEL_TRACES_EXPORTER=none"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := sync.OnceFunc(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	t.Cleanup(stop)
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Second}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := client.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return host, stop, nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return "", nil, fmt.Errorf("registry on %s exited (%v):\n%s", host, err, logs)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("registry on %s: /v2/ did not answer 200 within 10s:\n%s", host, logs)
-		}
-	}
 }
 
 // airgapPolicy is a ClusterPolicy verifying every image of a Pod with one cosign public key.

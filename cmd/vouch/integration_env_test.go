@@ -162,18 +162,25 @@ func (r *privateRegistry) DockerConfig(pass string) []byte {
 	return fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, r.Host, auth)
 }
 
-// tryStartDistribution starts the registry once; htpasswd, when not empty, is the path of the
-// htpasswd file it must authenticate with.
+// tryStartDistribution starts the registry once, at a free port with storage of its own;
+// htpasswd, when not empty, is the path of the htpasswd file it must authenticate with.
 func tryStartDistribution(t *testing.T, bin, htpasswd string) (string, func(), error) {
-	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
 	host := l.Addr().String()
 	l.Close()
+	return startDistributionAt(t, bin, filepath.Join(t.TempDir(), "storage"), host, htpasswd)
+}
+
+// startDistributionAt starts the registry on host (127.0.0.1:port) with its storage in the
+// given folder, waits until /v2/ answers and stops it when the test ends (the kernel kills it
+// if the test binary dies). It returns host and a function stopping it sooner.
+func startDistributionAt(t *testing.T, bin, storage, host, htpasswd string) (string, func(), error) {
+	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
-	config := fmt.Sprintf(distributionConfig, filepath.Join(dir, "storage"), host)
+	config := fmt.Sprintf(distributionConfig, storage, host)
 	if htpasswd != "" {
 		config += fmt.Sprintf(distributionAuth, htpasswd)
 	}
@@ -183,6 +190,7 @@ func tryStartDistribution(t *testing.T, bin, htpasswd string) (string, func(), e
 	cmd := exec.Command(bin, "serve", cfg)
 	// OTEL_TRACES_EXPORTER=none: distribution would otherwise export traces over OTLP.
 	cmd.Env = []string{"HOME=" + dir, "OTEL_TRACES_EXPORTER=none"}
+	setParentDeathSignal(cmd)
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	start := time.Now()
