@@ -55,29 +55,15 @@ func fetchAttestations(ctx context.Context, av verify.AttestationVerifier, subje
 	return res
 }
 
-// recordingVerifier remembers the errors of the attestors it asked, and passes on the bounds
-// of their statements (verify.BoundedAttestationVerifier).
+// recordingVerifier remembers the errors of the attestors it asked.
 type recordingVerifier struct {
 	v    verify.AttestationVerifier
 	mu   sync.Mutex
 	errs []error
 }
 
-func (r *recordingVerifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, error) {
-	sts, _, err := r.AttestationsUntil(ctx, s, e, a, typ)
-	return sts, err
-}
-
-// AttestationsUntil asks the verifier, with the bound of the statements when it reports one.
-func (r *recordingVerifier) AttestationsUntil(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
-	var sts []verify.Statement
-	var until time.Time
-	var err error
-	if bv, ok := r.v.(verify.BoundedAttestationVerifier); ok {
-		sts, until, err = bv.AttestationsUntil(ctx, s, e, a, typ)
-	} else {
-		sts, err = r.v.Attestations(ctx, s, e, a, typ)
-	}
+func (r *recordingVerifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
+	sts, until, err := r.v.Attestations(ctx, s, e, a, typ)
 	if err != nil {
 		r.mu.Lock()
 		r.errs = append(r.errs, fmt.Errorf("%s: %w", a.Path, err))

@@ -13,21 +13,13 @@ import (
 type Statement = map[string]any
 
 // AttestationVerifier is implemented by verifiers that read attestations: it returns the
-// statements of one type carrying a valid signature by the attestor. None is a failure (an
-// *Error with a failed code, e.g. "no matching attestations found for image <s> with type
-// <t>"); a registry problem is undecided.
+// statements of one type carrying a valid signature by the attestor, and until when they hold
+// (Evidence.ValidUntil: the earliest NotAfter among the certificates of their signatures that
+// were checked at the time of verification; zero: unbounded). None is a failure (an *Error
+// with a failed code, e.g. "no matching attestations found for image <s> with type <t>"); a
+// registry problem is undecided.
 type AttestationVerifier interface {
-	Attestations(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, error)
-}
-
-// BoundedAttestationVerifier is an AttestationVerifier that also says until when the
-// statements it returns hold (Evidence.ValidUntil: the earliest NotAfter among the
-// certificates of their signatures that were checked at the time of verification; zero:
-// unbounded). FetchAttestations uses it when the verifier implements it; the statements of
-// one that does not are unbounded.
-type BoundedAttestationVerifier interface {
-	AttestationVerifier
-	AttestationsUntil(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, time.Time, error)
+	Attestations(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, time.Time, error)
 }
 
 // Attestation is one compiled attestations entry as the verification flow needs it.
@@ -83,11 +75,7 @@ func fetchSet(ctx context.Context, v AttestationVerifier, s Subject, e *Entry, s
 		case a.Nested != nil:
 			ee.nested = fetchSet(ctx, v, s, e, a.Nested, typ)
 		default:
-			if bv, ok := v.(BoundedAttestationVerifier); ok {
-				ee.statements, ee.until, ee.err = bv.AttestationsUntil(ctx, s, e, a, typ)
-			} else {
-				ee.statements, ee.err = v.Attestations(ctx, s, e, a, typ)
-			}
+			ee.statements, ee.until, ee.err = v.Attestations(ctx, s, e, a, typ)
 		}
 		out.entries = append(out.entries, ee)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scriptedAttestations returns fixed statements or errors per attestor path.
@@ -13,11 +14,11 @@ type scriptedAttestations struct {
 	errs       map[string]error
 }
 
-func (s *scriptedAttestations) Attestations(_ context.Context, _ Subject, _ *Entry, a *Attestor, typ string) ([]Statement, error) {
+func (s *scriptedAttestations) Attestations(_ context.Context, _ Subject, _ *Entry, a *Attestor, typ string) ([]Statement, time.Time, error) {
 	if err := s.errs[a.Path]; err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	return s.statements[a.Path], nil
+	return s.statements[a.Path], time.Time{}, nil
 }
 
 func TestAttestationEvaluate(t *testing.T) {

@@ -68,8 +68,8 @@ type boundedAttestations struct {
 	until map[string]time.Time
 }
 
-func (b *boundedAttestations) AttestationsUntil(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, time.Time, error) {
-	sts, err := b.Attestations(ctx, s, e, a, typ)
+func (b *boundedAttestations) Attestations(ctx context.Context, s Subject, e *Entry, a *Attestor, typ string) ([]Statement, time.Time, error) {
+	sts, _, err := b.scriptedAttestations.Attestations(ctx, s, e, a, typ)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

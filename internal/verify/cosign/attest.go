@@ -19,7 +19,7 @@ import (
 	"github.com/vouchproject/vouch/internal/verify"
 )
 
-var _ verify.BoundedAttestationVerifier = (*Verifier)(nil)
+var _ verify.AttestationVerifier = (*Verifier)(nil)
 
 // Attestations returns the in-toto statements of predicate type typ that the subject carries,
 // whose DSSE envelope verifies with the attestor's authority — with the same offline
@@ -40,15 +40,11 @@ var _ verify.BoundedAttestationVerifier = (*Verifier)(nil)
 // statement of typ among the verified ones is an empty list (the caller reports Kyverno's
 // "attestions not found for predicate type"); no envelope that verifies is cosign's
 // "no matching attestations" failure.
-func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, error) {
-	var until time.Time
-	return v.attestations(ctx, s, e, a, typ, &until)
-}
-
-// AttestationsUntil is Attestations with how long the statements keep verifying: the earliest
-// bound of the signatures of the statements returned (verify.Evidence.ValidUntil; zero:
-// unbounded), since verifying again after it would drop one of them.
-func (v *Verifier) AttestationsUntil(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
+//
+// The time returned is how long the statements keep verifying: the earliest bound of the
+// signatures of the statements returned (verify.Evidence.ValidUntil; zero: unbounded), since
+// verifying again after it would drop one of them.
+func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
 	var until time.Time
 	sts, err := v.attestations(ctx, s, e, a, typ, &until)
 	if err != nil || len(sts) == 0 {

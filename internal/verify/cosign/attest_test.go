@@ -42,7 +42,7 @@ func keyAttestor(k *fixture.Key) *verify.Attestor {
 // builders>" listing each statement's type, "fail: <message>" or "undecided: <message>".
 func attestations(t *testing.T, p *pki, s verify.Subject, a *verify.Attestor, typ string) string {
 	t.Helper()
-	sts, err := p.verifier.Attestations(context.Background(), s, &verify.Entry{Type: "Cosign"}, a, typ)
+	sts, _, err := p.verifier.Attestations(context.Background(), s, &verify.Entry{Type: "Cosign"}, a, typ)
 	switch {
 	case err == nil:
 		var types []string
@@ -158,7 +158,7 @@ func TestAttestations(t *testing.T) {
 	})
 	t.Run("other verification types are not read here", func(t *testing.T) {
 		s := p.attested(t)
-		_, err := p.verifier.Attestations(context.Background(), s, &verify.Entry{Type: "Notary"}, keyAttestor(k1), slsa)
+		_, _, err := p.verifier.Attestations(context.Background(), s, &verify.Entry{Type: "Notary"}, keyAttestor(k1), slsa)
 		if !errors.Is(err, verify.ErrUnsupported) {
 			t.Errorf("err = %v, want unsupported", err)
 		}
@@ -198,7 +198,7 @@ func TestAttestationsFetchedOncePerSubject(t *testing.T) {
 	s := verify.Subject{Ref: ref, Digest: digest, Memo: &verify.Memo{}}
 	manifests.Store(0)
 	for _, k := range []*fixture.Key{k1, k2} {
-		sts, err := v.Attestations(ctx, s, &verify.Entry{}, keyAttestor(k), slsa)
+		sts, _, err := v.Attestations(ctx, s, &verify.Entry{}, keyAttestor(k), slsa)
 		if err != nil || len(sts) != 1 {
 			t.Fatalf("statements %v, err %v", sts, err)
 		}

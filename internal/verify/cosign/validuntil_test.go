@@ -198,7 +198,7 @@ func TestAttestationsValidUntil(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := p.attested(t, tc.specs...)
-			sts, until, err := p.verifier.AttestationsUntil(context.Background(), s, &verify.Entry{Type: "Cosign"}, tc.attestor, slsa)
+			sts, until, err := p.verifier.Attestations(context.Background(), s, &verify.Entry{Type: "Cosign"}, tc.attestor, slsa)
 			if err != nil || len(sts) == 0 {
 				t.Fatalf("want statements, got %d, %v", len(sts), err)
 			}

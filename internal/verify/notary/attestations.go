@@ -18,14 +18,10 @@ import (
 // Unlike Kyverno, which reads only the first referrer of the type, every referrer of the
 // type is considered, and only signed ones become statements: an unsigned referrer pushed in
 // front of a signed one neither hides it nor is read.
-func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, error) {
-	sts, _, err := v.AttestationsUntil(ctx, s, e, a, typ)
-	return sts, err
-}
-
-// AttestationsUntil is Attestations with how long the statements keep verifying: the earliest
-// bound of the signatures of the statements returned (validUntil; zero: unbounded).
-func (v *Verifier) AttestationsUntil(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
+//
+// The time returned is how long the statements keep verifying: the earliest bound of the
+// signatures of the statements returned (validUntil; zero: unbounded).
+func (v *Verifier) Attestations(ctx context.Context, s verify.Subject, e *verify.Entry, a *verify.Attestor, typ string) ([]verify.Statement, time.Time, error) {
 	var until time.Time
 	sts, err := v.attestations(ctx, s, e, a, typ, &until)
 	if err != nil {

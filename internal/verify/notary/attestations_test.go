@@ -48,7 +48,7 @@ func TestAttestations(t *testing.T) {
 			none := w.push("none:1")
 
 			a := trusting(w.root.Cert)
-			sts, err := w.verifier.Attestations(context.Background(), fresh(signed), entry(), a, sbomType)
+			sts, _, err := w.verifier.Attestations(context.Background(), fresh(signed), entry(), a, sbomType)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestAttestations(t *testing.T) {
 				t.Error("the statement should keep the referrer manifest's fields")
 			}
 
-			sts, err = w.verifier.Attestations(context.Background(), fresh(mixed), entry(), a, sbomType)
+			sts, _, err = w.verifier.Attestations(context.Background(), fresh(mixed), entry(), a, sbomType)
 			if err != nil || len(sts) != 1 || sts[0]["predicate"].(map[string]any)["bomFormat"] != "CycloneDX" {
 				t.Errorf("mixed: only the signed referrer may become a statement, got %v, %v", sts, err)
 			}
@@ -78,7 +78,7 @@ func TestAttestations(t *testing.T) {
 				{"no referrer of the type", none, sbomType, verify.CodeNoSignatures},
 				{"another type only", signed, "trivy/vulnerability", verify.CodeNoSignatures},
 			} {
-				_, err := w.verifier.Attestations(context.Background(), fresh(tc.s), entry(), a, tc.typ)
+				_, _, err := w.verifier.Attestations(context.Background(), fresh(tc.s), entry(), a, tc.typ)
 				if got := verify.CodeOf(err); err == nil || got != tc.want {
 					t.Errorf("%s: code %v (%v), want %s", tc.name, got, err, tc.want)
 				}

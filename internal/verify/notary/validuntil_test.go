@@ -74,12 +74,12 @@ func TestAttestationsValidUntil(t *testing.T) {
 	w.attach(s, sbomType, `{"bomFormat":"CycloneDX"}`, w.leaf)
 	w.attach(s, sbomType, `{"bomFormat":"CycloneDX","n":2}`, soon)
 	w.attach(s, "vulnerability-scan", `{"high":0}`, w.issue(notarytest.LeafOptions{Validity: notarytest.Around(-time.Hour, 5*time.Minute)}))
-	sts, until, err := w.verifier.AttestationsUntil(context.Background(), fresh(s), entry(), trusting(w.root.Cert), sbomType)
+	sts, until, err := w.verifier.Attestations(context.Background(), fresh(s), entry(), trusting(w.root.Cert), sbomType)
 	if err != nil || len(sts) != 2 {
 		t.Fatalf("want two statements, got %d, %v", len(sts), err)
 	}
 	if !until.Equal(soon.Cert.NotAfter) {
 		t.Errorf("ValidUntil = %v, want %v", until, soon.Cert.NotAfter)
 	}
-	var _ verify.BoundedAttestationVerifier = w.verifier
+	var _ verify.AttestationVerifier = w.verifier
 }

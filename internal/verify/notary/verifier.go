@@ -64,8 +64,8 @@ type Verifier struct {
 }
 
 var (
-	_ verify.Verifier                   = (*Verifier)(nil)
-	_ verify.BoundedAttestationVerifier = (*Verifier)(nil)
+	_ verify.Verifier            = (*Verifier)(nil)
+	_ verify.AttestationVerifier = (*Verifier)(nil)
 )
 
 // New returns a Verifier.
