@@ -160,10 +160,15 @@ func (s *Server) decode(r *http.Request) (review, error) {
 	if len(body) == 0 {
 		return rev, errors.New("request body is empty")
 	}
-	var head metav1.TypeMeta
+	// The version alone first, so that a request whose other fields do not decode is
+	// still answered in the version it asked for.
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+	}
 	if err := json.Unmarshal(body, &head); err != nil {
 		return rev, fmt.Errorf("decoding the AdmissionReview: %w", err)
 	}
+	var kind string
 	switch head.APIVersion {
 	case admissionv1beta1.SchemeGroupVersion.String():
 		rev.apiVersion = head.APIVersion
@@ -175,7 +180,7 @@ func (s *Server) decode(r *http.Request) (review, error) {
 		if in.Request == nil {
 			return rev, errors.New("the AdmissionReview has no request")
 		}
-		rev.request = fromV1beta1(in.Request)
+		rev.request, kind = fromV1beta1(in.Request), in.Kind
 	case admissionv1.SchemeGroupVersion.String():
 		var in admissionv1.AdmissionReview
 		if err := json.Unmarshal(body, &in); err != nil {
@@ -185,12 +190,12 @@ func (s *Server) decode(r *http.Request) (review, error) {
 		if in.Request == nil {
 			return rev, errors.New("the AdmissionReview has no request")
 		}
-		rev.request = in.Request
+		rev.request, kind = in.Request, in.Kind
 	default:
 		return rev, fmt.Errorf("apiVersion %q, expected admission.k8s.io/v1 or v1beta1", head.APIVersion)
 	}
-	if head.Kind != "AdmissionReview" {
-		return rev, fmt.Errorf("kind %q, expected AdmissionReview", head.Kind)
+	if kind != "AdmissionReview" {
+		return rev, fmt.Errorf("kind %q, expected AdmissionReview", kind)
 	}
 	return rev, nil
 }

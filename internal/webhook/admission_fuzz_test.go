@@ -164,9 +164,14 @@ func FuzzAdmissionReview(f *testing.F) {
 		readable := json.Unmarshal(body, &in) == nil
 		decoded := readable && in.Request != nil && in.Kind == "AdmissionReview" &&
 			(in.APIVersion == "admission.k8s.io/v1" || in.APIVersion == "admission.k8s.io/v1beta1")
+		// The version to answer in is read from the head alone: a request whose body
+		// does not decode further is still answered in the version it asked for.
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+		}
 		wantVersion := "admission.k8s.io/v1"
-		if readable && in.APIVersion == "admission.k8s.io/v1beta1" {
-			wantVersion = in.APIVersion
+		if json.Unmarshal(body, &head) == nil && head.APIVersion == "admission.k8s.io/v1beta1" {
+			wantVersion = head.APIVersion
 		}
 		if out.APIVersion != wantVersion {
 			t.Fatalf("answered in %q, want %q: %s", out.APIVersion, wantVersion, rec.Body)
