@@ -18,7 +18,9 @@ type Conditions struct {
 	// (SubstituteAllInConditions); otherwise each condition resolves its key and value when it
 	// is reached, as for validate.deny (EvaluateConditions).
 	substituteFirst bool
-	count           int // conditions in all blocks
+	// lenient resolves unresolvable variables to "" (rule preconditions).
+	lenient bool
+	count   int // conditions in all blocks
 }
 
 type block struct {
@@ -57,6 +59,23 @@ func Compile(blocks []v1.AnyAllConditions, path string) (*Conditions, error) {
 // reported as written. A nil block holds no condition.
 func CompileDeny(conds *v1.AnyAllConditions, path string) (*Conditions, error) {
 	c := &Conditions{}
+	if conds == nil {
+		return c, nil
+	}
+	if err := c.add(conds, path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CompilePreconditions compiles a rule's preconditions (spec §2.3); path is their field path,
+// e.g. "spec.rules[0].preconditions". As Kyverno's SubstituteAllInPreconditions, every variable
+// (messages included) is resolved before any condition runs, and a variable that does not
+// resolve is the empty string, not an error: `{{ request.object.metadata.labels.team }}` on an
+// object without that label compares "" with the value. An exhausted budget is still an error.
+// A nil block holds no condition and passes.
+func CompilePreconditions(conds *v1.AnyAllConditions, path string) (*Conditions, error) {
+	c := &Conditions{substituteFirst: true, lenient: true}
 	if conds == nil {
 		return c, nil
 	}
@@ -187,7 +206,7 @@ func (c *Conditions) EvaluateAt(doc any, now time.Time) (Result, error) {
 	if c == nil || len(c.blocks) == 0 {
 		return Result{Pass: true}, nil
 	}
-	run := &run{e: evaluator{root: doc, now: now}}
+	run := &run{e: evaluator{root: doc, now: now, lenient: c.lenient}}
 	if c.substituteFirst {
 		run.resolved = make([]resolved, c.count)
 		i := 0

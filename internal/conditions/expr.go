@@ -102,6 +102,9 @@ type evaluator struct {
 	steps    int
 	exceeded bool
 	bind     *binding
+	// lenient resolves a variable that fails to the empty string, as Kyverno's
+	// preconditions resolver does; an exhausted budget is still an error.
+	lenient bool
 }
 
 // charge spends n steps of the budget and reports whether the budget still holds.

@@ -146,11 +146,17 @@ func (v *variable) resolve(e *evaluator) (any, error) {
 			return nil, err
 		}
 		if x, err = compileVariableExpression(src); err != nil {
+			if e.lenient {
+				return "", nil
+			}
 			return nil, fmt.Errorf("failed to resolve %s: invalid expression %q: %w", v.raw, strings.TrimSpace(src), err)
 		}
 	}
 	out, err := e.search(x)
 	if err != nil {
+		if e.lenient && !e.exceeded && !errors.Is(err, ErrBudget) {
+			return "", nil
+		}
 		return nil, fmt.Errorf("failed to resolve %s: JMESPath query failed: %w", v.raw, err)
 	}
 	return out, nil

@@ -69,3 +69,46 @@ func AttestationDocument(base map[string]any, statement map[string]any) (map[str
 	}
 	return out, nil
 }
+
+// Value is a compiled JSON value in which any string (object keys included) may hold `{{ }}`
+// variables: a rule's context entry values and the verifyImages fields Kyverno substitutes
+// before verifying (spec §2.3). It is immutable and safe for concurrent use.
+type Value struct {
+	v    value
+	path string
+}
+
+// CompileValue compiles v (encoding/json shapes); path names the field in errors.
+func CompileValue(v any, path string) (*Value, error) {
+	cv, err := compileValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Value{v: cv, path: path}, nil
+}
+
+// HasVariables reports whether rendering can give anything but the value as written.
+func (v *Value) HasVariables() bool { return v.v.kind != 'l' }
+
+// Render substitutes the variables against doc. Nothing is shared with the compiled value
+// except literals, which the caller must not modify.
+func (v *Value) Render(doc any) (any, error) {
+	e := evaluator{root: doc, now: time.Now()}
+	out, err := v.v.render(&e)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", v.path, ErrSubstitution, err)
+	}
+	return out, nil
+}
+
+// Query evaluates a JMESPath expression (Kyverno's functions included) against doc, with the
+// budget of conditions. A field missing from an object is an error, as in Kyverno's
+// interpreter.
+func Query(expr string, doc any) (any, error) {
+	x, err := compileVariableExpression(expr)
+	if err != nil {
+		return nil, fmt.Errorf("invalid JMESPath expression %q: %w", expr, err)
+	}
+	e := evaluator{root: doc, now: time.Now()}
+	return e.search(x)
+}
