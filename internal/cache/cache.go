@@ -28,7 +28,11 @@ type Key struct {
 	PolicyVersion string
 	Rule          string
 	Entry         int
-	Digest        string // "<algorithm>:<encoded>", e.g. "sha256:<64 hex>"
+	// Variant tells apart the substitutions of an entry with variables (its keys may come
+	// from the request or a context entry): a verification under one substitution never
+	// answers for another. Empty for an entry as written.
+	Variant string
+	Digest  string // "<algorithm>:<encoded>", e.g. "sha256:<64 hex>"
 }
 
 // Options configures a Cache. The zero value is a disabled cache: the command line sets

@@ -78,7 +78,7 @@ func (r *recordingVerifier) Attestations(ctx context.Context, s verify.Subject, 
 // digest in these messages, as Kyverno names it once the attestations are fetched.
 func (ev *evaluation) decideAttestations(rule *policy.Rule, v *policy.Verification, ref imageref.Ref, subject verify.Subject, evidence *verify.AttestationEvidence, undecided func(error) outcome) outcome {
 	s := subject.DigestRef()
-	base := ev.imageContext(ref, subject.Digest)
+	base := ev.imageContext(rule, ref, subject.Digest)
 	names := map[string]any{}
 	res, err := evidence.Evaluate(s, func(i int, st verify.Statement) (bool, string, error) {
 		a := v.Attestations[i]
@@ -198,15 +198,21 @@ func requestContext(req Request, m *policy.Request) map[string]any {
 		}
 		r["userInfo"] = map[string]any{"username": req.User.Username, "groups": groups}
 	}
+	for k, v := range req.Admission {
+		if _, set := r[k]; !set {
+			r[k] = v
+		}
+	}
 	return map[string]any{"request": r}
 }
 
-// imageContext is the context of one image's conditions: the request and `image` (Kyverno's
+// imageContext is the context of one image's conditions: the rule's document and `image` (Kyverno's
 // ImageInfo: reference, referenceWithTag, registry, path, name, tag, digest — the digest being
 // the one verified).
-func (ev *evaluation) imageContext(ref imageref.Ref, digest string) map[string]any {
-	out := make(map[string]any, len(ev.request)+1)
-	for k, val := range ev.request {
+func (ev *evaluation) imageContext(rule *policy.Rule, ref imageref.Ref, digest string) map[string]any {
+	doc := ev.ruleDocument(rule)
+	out := make(map[string]any, len(doc)+1)
+	for k, val := range doc {
 		out[k] = val
 	}
 	withDigest := ref

@@ -158,6 +158,10 @@ type Request struct {
 	Subresource     string                // e.g. ephemeralcontainers
 	NamespaceLabels map[string]string
 	User            *User
+	// Admission holds the other fields of the AdmissionRequest (uid, dryRun, resource,
+	// requestKind, options, ...) as JSON values, for the `request` variable of conditions and
+	// rule contexts; nil in the CLI.
+	Admission map[string]any
 }
 
 // Response is the outcome of one evaluation.
@@ -204,7 +208,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User, mreq.Subresource = req.NamespaceLabels, req.User, req.Subresource
 	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}, namespace: mreq.Namespace,
-		request: requestContext(req, &mreq)}
+		request: requestContext(req, &mreq), user: req.User, docs: map[*policy.Rule]map[string]any{}}
 	// Mutation phase of every applicable rule first, then the validation phase, so that
 	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
 	// webhook sees the mutated object.

@@ -25,6 +25,10 @@ type evaluation struct {
 	pins     []patch.Operation
 	pinned   map[string]string // JSON pointer -> digest pinned there
 	request  map[string]any    // the admission context of conditions (requestContext), read-only
+	user     *policy.UserInfo
+	// docs holds the context document of each rule that built one (prepareRule), written
+	// before the rule's verifications start and read-only after.
+	docs map[*policy.Rule]map[string]any
 
 	// Registry credentials (spec §7), guarded by mu.
 	namespace   string                                // the object's namespace
@@ -213,7 +217,7 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	}
 	var res verify.Result
 	if c := ev.engine.cache; c != nil && v.UseCache {
-		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Digest: subject.Digest}
+		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Variant: v.Variant, Digest: subject.Digest}
 		res, _, err = c.Do(ctx, key, run)
 		if ev.engine.credentials != nil && (errors.Is(err, verify.ErrAuth) || res.Attestations != nil && errors.Is(res.Failure, verify.ErrAuth)) {
 			// The callers of one verification in flight share its outcome whatever their
@@ -240,7 +244,7 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	if v.Deny == nil {
 		return pass
 	}
-	return ev.decideDeny(rule, v, ev.imageContext(ref, subject.Digest), nil, pass)
+	return ev.decideDeny(rule, v, ev.imageContext(rule, ref, subject.Digest), nil, pass)
 }
 
 // outOfTime is the cause reported for work that did not finish in time: the cause the

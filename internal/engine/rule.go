@@ -61,7 +61,32 @@ func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *po
 		st.out, st.done = finish(st.out, rule, req, st.images), true
 		return st
 	}
-	for _, v := range rule.Verifications {
+	verifications := rule.Verifications
+	if rule.NeedsContext() || hasConditions(rule) {
+		rc := ev.prepareRule(rule, found)
+		ev.docs[rule] = rc.doc
+		switch rc.status {
+		case Skip:
+			for _, im := range st.images {
+				im.verdict, im.vmessage = Skip, rc.message
+			}
+			st.out, st.done = finish(st.out, rule, req, st.images), true
+			st.out.Message = rc.message
+			return st
+		case Error:
+			for _, im := range st.images {
+				im.verdict, im.vmessage = Error, rc.message
+			}
+			st.out, st.done = finish(st.out, rule, req, st.images), true
+			return st
+		case Fail:
+			failImages(st.images, rc.perImage)
+			st.out, st.done = finish(st.out, rule, req, st.images), true
+			return st
+		}
+		verifications = rc.verifications
+	}
+	for _, v := range verifications {
 		outcomes := ev.verifyAll(ctx, rule, v, st.images)
 		for i, im := range st.images {
 			ev.applyEntry(ctx, rule, v, im, outcomes[i], &st.out)

@@ -59,7 +59,12 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) engine(t *testing.T, entry string) *Engine {
 	t.Helper()
-	docs := policyYAML("  validationFailureAction: Enforce\n", entry)
+	return w.engineFor(t, policyYAML("  validationFailureAction: Enforce\n", entry))
+}
+
+// engineFor is an engine for the given policy documents on the world's registry.
+func (w *world) engineFor(t *testing.T, docs string) *Engine {
+	t.Helper()
 	e := newEngine(t, docs)
 	regs, err := registry.NewPair(registry.Options{Metrics: w.counter})
 	if err != nil {

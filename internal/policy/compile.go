@@ -131,27 +131,50 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 			}
 		}
 	}
-	switch {
-	case len(r.Context) > 0:
-		rule.Unsupported = "rule context entries are not supported yet"
-	case r.Preconditions != nil:
-		rule.Unsupported = "rule preconditions are not supported yet"
-	case len(r.CELPreconditions) > 0:
+	for i := range r.Context {
+		cp := path.Child("context").Index(i)
+		c, err := compileContextEntry(&r.Context[i], cp.String())
+		if err != nil {
+			errs = append(errs, field.Invalid(cp, field.OmitValueType{}, err.Error()))
+			continue
+		}
+		if c.Unsupported != "" && rule.Unsupported == "" {
+			rule.Unsupported = "failed to load context: " + c.unsupportedError().Error()
+		}
+		rule.Context = append(rule.Context, c)
+	}
+	if r.Preconditions != nil {
+		pc, err := conditions.CompilePreconditions(r.Preconditions, path.Child("preconditions").String())
+		if err != nil {
+			errs = append(errs, conditionsError(err, path.Child("preconditions")))
+		}
+		rule.Preconditions = pc
+	}
+	if len(r.CELPreconditions) > 0 && rule.Unsupported == "" {
 		rule.Unsupported = "rule celPreconditions are not supported yet"
+	}
+	var trustedRoot []byte
+	if tr, ok := p.Annotations[verify.TrustedRootAnnotation]; ok {
+		trustedRoot = []byte(tr)
 	}
 	for i := range r.VerifyImages {
 		vp := path.Child("verifyImages").Index(i)
 		v, verrs := compileVerification(&r.VerifyImages[i], i, vp)
 		errs = append(errs, verrs...)
-		if tr, ok := p.Annotations[verify.TrustedRootAnnotation]; ok && v != nil {
-			v.Entry.TrustedRoot = []byte(tr)
+		if v == nil {
+			continue
 		}
-		if v != nil {
-			rule.Verifications = append(rule.Verifications, v)
+		v.Entry.TrustedRoot = trustedRoot
+		if v1HasVariables(&r.VerifyImages[i]) {
+			t, err := newEntryTemplate(&r.VerifyImages[i], i, vp)
+			if err != nil {
+				errs = append(errs, field.Invalid(vp, field.OmitValueType{}, err.Error()))
+				continue
+			}
+			t.trustedRoot = trustedRoot
+			v.template = t
 		}
-		if rule.Unsupported == "" && v1HasVariables(&r.VerifyImages[i]) {
-			rule.Unsupported = "variables in verifyImages are not supported yet"
-		}
+		rule.Verifications = append(rule.Verifications, v)
 	}
 	return rule, errs
 }

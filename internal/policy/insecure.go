@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -31,6 +33,10 @@ const (
 	// SettingFailOpen is failurePolicy: Ignore — images vouch could not verify (registry down,
 	// timeout) are admitted.
 	SettingFailOpen Setting = "failurePolicyIgnore"
+	// SettingTrustFromRequest is an attestor whose trust material (keys, certificates,
+	// identities, log keys) comes from the object being admitted, through a variable or a
+	// context entry: whoever creates the object chooses what it is verified against.
+	SettingTrustFromRequest Setting = "trustFromRequest"
 )
 
 // Finding is one insecure setting of a policy, at its field path.
@@ -61,19 +67,79 @@ func Insecure(p *v1.Policy) []Finding {
 		add(sp.Child("failurePolicy"), SettingFailOpen, failOpenMessage)
 	}
 	for i := range p.Spec.Rules {
+		tainted := requestTainted(p.Spec.Rules[i].Context)
 		for j := range p.Spec.Rules[i].VerifyImages {
 			iv := &p.Spec.Rules[i].VerifyImages[j]
-			insecureEntry(iv, sp.Child("rules").Index(i).Child("verifyImages").Index(j), add)
+			insecureEntry(iv, sp.Child("rules").Index(i).Child("verifyImages").Index(j), add, tainted)
 		}
 	}
 	return out
 }
 
+// requestTainted returns the variable names whose values come from the object being
+// admitted: request.object and request.oldObject, and the rule's context entries defined
+// from them (directly or through an earlier entry).
+func requestTainted(entries []v1.ContextEntry) []string {
+	tainted := []string{"request.object", "request.oldObject"}
+	for _, e := range entries {
+		// variable.jmesPath is an expression itself, with or without {{ }}.
+		if e.Variable != nil && e.Name != "" && (usesAny(e.Variable, tainted) || mentionsAny(e.Variable.JMESPath, tainted)) {
+			tainted = append(tainted, e.Name)
+		}
+	}
+	return tainted
+}
+
+// usesAny reports whether a variable of v's JSON reads one of the names.
+func usesAny(v any, names []string) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	for _, m := range variableText.FindAllString(string(b), -1) {
+		if mentionsAny(m, names) {
+			return true
+		}
+	}
+	return false
+}
+
+// mentionsAny reports whether expression text names one of the names as a whole identifier.
+func mentionsAny(text string, names []string) bool {
+	for _, n := range names {
+		for off := 0; ; {
+			i := strings.Index(text[off:], n)
+			if i < 0 {
+				break
+			}
+			i += off
+			if !identChar(text, i-1) && !identChar(text, i+len(n)) {
+				return true
+			}
+			off = i + 1
+		}
+	}
+	return false
+}
+
+// variableText finds `{{ }}` variables (nested ones as part of the outer text).
+var variableText = regexp.MustCompile(`\{\{(?:[^{}]|\{[^{}]*\})*\}\}`)
+
+func identChar(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+const trustFromRequestMessage = "its trust material (keys, certificates, identities or log keys) comes from the object being admitted (request.object, directly or through a context entry): whoever creates the object chooses what its images are verified against"
+
 const failOpenMessage = "Ignore admits images that vouch could not verify (registry unreachable, rate-limited, timed out)"
 
 type addFunc func(path *field.Path, s Setting, msg string)
 
-func insecureEntry(iv *v1.ImageVerification, path *field.Path, add addFunc) {
+func insecureEntry(iv *v1.ImageVerification, path *field.Path, add addFunc, tainted []string) {
 	if iv.Image != "" {
 		if msg := hostWildcardMessage(iv.Image, false); msg != "" {
 			add(path.Child("image"), SettingHostWildcard, msg)
@@ -94,11 +160,11 @@ func insecureEntry(iv *v1.ImageVerification, path *field.Path, add addFunc) {
 			"true lets vouch reach this entry's registries over plain HTTP and without verifying their TLS certificates")
 	}
 	for k := range iv.Attestors {
-		insecureSet(&iv.Attestors[k], path.Child("attestors").Index(k), add, 0)
+		insecureSet(&iv.Attestors[k], path.Child("attestors").Index(k), add, 0, tainted)
 	}
 	for k := range iv.Attestations {
 		for m := range iv.Attestations[k].Attestors {
-			insecureSet(&iv.Attestations[k].Attestors[m], path.Child("attestations").Index(k).Child("attestors").Index(m), add, 0)
+			insecureSet(&iv.Attestations[k].Attestors[m], path.Child("attestations").Index(k).Child("attestors").Index(m), add, 0, tainted)
 		}
 	}
 }
@@ -106,13 +172,22 @@ func insecureEntry(iv *v1.ImageVerification, path *field.Path, add addFunc) {
 // maxNestedSets bounds the recursion into nested attestor sets (validation rejects deeper ones).
 const maxNestedSets = 8
 
-func insecureSet(set *v1.AttestorSet, path *field.Path, add addFunc, depth int) {
+func insecureSet(set *v1.AttestorSet, path *field.Path, add addFunc, depth int, tainted []string) {
 	if depth > maxNestedSets {
 		return
 	}
 	for k := range set.Entries {
 		e := &set.Entries[k]
 		ep := path.Child("entries").Index(k)
+		for _, m := range []struct {
+			name     string
+			material any
+			set      bool
+		}{{"keys", e.Keys, e.Keys != nil}, {"certificates", e.Certificates, e.Certificates != nil}, {"keyless", e.Keyless, e.Keyless != nil}} {
+			if m.set && usesAny(m.material, tainted) {
+				add(ep.Child(m.name), SettingTrustFromRequest, trustFromRequestMessage)
+			}
+		}
 		switch {
 		case e.Keys != nil:
 			insecureLogs(e.Keys.Rekor, e.Keys.CTLog, ep.Child("keys"), add)
@@ -128,7 +203,7 @@ func insecureSet(set *v1.AttestorSet, path *field.Path, add addFunc, depth int) 
 				}
 			}
 		case e.Attestor != nil:
-			insecureSet(e.Attestor, ep.Child("attestor"), add, depth+1)
+			insecureSet(e.Attestor, ep.Child("attestor"), add, depth+1, tainted)
 		}
 	}
 }

@@ -201,3 +201,50 @@ spec:
 		}
 	}
 }
+
+// TestTrustFromRequest: trust material that reads the object being admitted, directly or
+// through context entries (one built on another), is reported; material from the namespace,
+// the user or a context entry of the policy's own values is not.
+func TestTrustFromRequest(t *testing.T) {
+	set := load(t, `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: p}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: r
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    context:
+    - name: teamKeys
+      variable: {value: {a: x}}
+    - name: owner
+      variable: {jmesPath: request.object.metadata.labels.owner}
+    - name: ownerKey
+      variable: {jmesPath: 'teamKeys."{{ owner }}"'}
+    - name: nsKey
+      variable: {jmesPath: 'teamKeys."{{ request.namespace }}"'}
+    verifyImages:
+    - imageReferences: ["ghcr.io/*"]
+      mutateDigest: false
+      attestors:
+      - entries:
+        - keys: {publicKeys: "{{ request.object.metadata.annotations.key }}"}
+        - keys: {publicKeys: "{{ ownerKey }}"}
+        - keys: {publicKeys: "{{ nsKey }}"}
+        - keyless: {subject: "{{ request.userInfo.username }}", rekor: {url: https://rekor.sigstore.dev}}
+        - keyless: {subject: "{{request.oldObject.metadata.name}}@example.com", rekor: {url: https://rekor.sigstore.dev}}
+        - keys: {publicKeys: "{{ ownerKeys }}"}
+`)
+	var got []string
+	for _, f := range set.Policies()[0].Insecure {
+		got = append(got, string(f.Setting)+" "+f.Path)
+	}
+	want := []string{
+		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[0].keys",
+		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[1].keys",
+		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[4].keyless",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+}

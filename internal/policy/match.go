@@ -41,8 +41,9 @@ type UserInfo struct {
 	lookupOnce sync.Once
 }
 
-// boundRoles returns the user's roles and cluster roles, looking them up on first use.
-func (u *UserInfo) boundRoles() (roles, clusterRoles []string) {
+// BoundRoles returns the user's roles ("namespace:name") and cluster roles, looking them up
+// on first use.
+func (u *UserInfo) BoundRoles() (roles, clusterRoles []string) {
 	if u.LookupRoles != nil {
 		u.lookupOnce.Do(func() {
 			r, c := u.LookupRoles(u.Username, u.Groups)
@@ -317,7 +318,7 @@ func (f *filter) userMatches(u *UserInfo) bool {
 		u = &UserInfo{}
 	}
 	if len(f.roles) > 0 || len(f.cluster) > 0 {
-		roles, clusterRoles := u.boundRoles()
+		roles, clusterRoles := u.BoundRoles()
 		if len(f.roles) > 0 && !slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(f.roles, r) }) {
 			return false
 		}

@@ -69,8 +69,13 @@ type Rule struct {
 	exclude       *block
 	Extractors    map[string][]extract.Config // nil: built-in extractors only
 	Verifications []*Verification
-	// Unsupported is set when the rule uses a feature vouch cannot evaluate yet (context,
-	// preconditions, variables); such rules fail closed with this message.
+	// Context is the rule's context entries, loaded in order before the preconditions
+	// (spec §2.3); Preconditions decide whether the rule applies (nil: it does).
+	Context       []*ContextEntry
+	Preconditions *conditions.Conditions
+	// Unsupported is set when the rule uses a feature vouch cannot evaluate yet
+	// (celPreconditions, context entries that read the cluster); such rules fail closed
+	// with this message.
 	Unsupported   string
 	FailureAction v1.ValidationFailureAction // rule-level action (spec §2.12), before overrides
 	kinds         []string                   // index keys; nil means "any kind"
@@ -97,6 +102,24 @@ type Verification struct {
 	// fails the entry (spec §3.13). DenyMessage is validate.message compiled.
 	Deny        *conditions.Conditions
 	DenyMessage *conditions.Template
+	// Variant identifies a substitution of a templated entry (see Substitute); empty for an
+	// entry as written.
+	Variant  string
+	template *entryTemplate
+}
+
+// NeedsContext reports whether evaluating the rule needs its context document: context
+// entries, preconditions or entries with variables.
+func (r *Rule) NeedsContext() bool {
+	if len(r.Context) > 0 || r.Preconditions != nil {
+		return true
+	}
+	for _, v := range r.Verifications {
+		if v.template != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // NeedsVerification reports whether the entry checks signatures or attestations (an entry

@@ -330,7 +330,7 @@ func (s *Source) publish() {
 		}
 	}
 	for _, setting := range []policy.Setting{policy.SettingIgnoreTlog, policy.SettingIgnoreSCT, policy.SettingInsecureRegistry,
-		policy.SettingUnanchoredRegExp, policy.SettingHostWildcard, policy.SettingFailOpen} {
+		policy.SettingUnanchoredRegExp, policy.SettingHostWildcard, policy.SettingFailOpen, policy.SettingTrustFromRequest} {
 		s.unsafe.WithLabelValues(string(setting)).Set(float64(settings[setting]))
 	}
 	s.gauge.WithLabelValues("loaded").Set(float64(len(unique) - broken))

@@ -283,6 +283,7 @@ func (s *Server) admit(ctx context.Context, p phase, req *admissionv1.AdmissionR
 		Subresource:     req.SubResource,
 		NamespaceLabels: s.namespaceLabels(req.Namespace),
 		User:            s.userInfo(req),
+		Admission:       admissionFields(req),
 	})
 	if err != nil {
 		return errored(review{request: req}, http.StatusInternalServerError, "evaluating: "+err.Error()), "error", overloaded
@@ -367,6 +368,37 @@ func toV1beta1(in *admissionv1.AdmissionResponse) *admissionv1beta1.AdmissionRes
 	out := &admissionv1beta1.AdmissionResponse{}
 	if data, err := json.Marshal(in); err == nil {
 		_ = json.Unmarshal(data, out)
+	}
+	return out
+}
+
+// admissionFields are the AdmissionRequest fields the engine does not read itself, as JSON
+// values, for the `request` variable of policies (Kyverno puts the whole AdmissionRequest
+// there).
+func admissionFields(req *admissionv1.AdmissionRequest) map[string]any {
+	gvr := func(group, version, resource string) map[string]any {
+		return map[string]any{"group": group, "version": version, "resource": resource}
+	}
+	out := map[string]any{
+		"uid":         string(req.UID),
+		"resource":    gvr(req.Resource.Group, req.Resource.Version, req.Resource.Resource),
+		"subResource": req.SubResource,
+		"dryRun":      req.DryRun != nil && *req.DryRun,
+	}
+	if k := req.RequestKind; k != nil {
+		out["requestKind"] = map[string]any{"group": k.Group, "version": k.Version, "kind": k.Kind}
+	}
+	if r := req.RequestResource; r != nil {
+		out["requestResource"] = gvr(r.Group, r.Version, r.Resource)
+	}
+	if req.RequestSubResource != "" {
+		out["requestSubResource"] = req.RequestSubResource
+	}
+	if len(req.Options.Raw) > 0 {
+		var options any
+		if json.Unmarshal(req.Options.Raw, &options) == nil {
+			out["options"] = options
+		}
 	}
 	return out
 }

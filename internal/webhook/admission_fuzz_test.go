@@ -64,7 +64,13 @@ func (fakeVerifier) Verify(_ context.Context, s verify.Subject, _ *verify.Entry,
 
 func fuzzServer(tb testing.TB) *Server {
 	tb.Helper()
-	docs, err := manifest.Split("p.yaml", []byte(fuzzPolicy))
+	return fakeServer(tb, fuzzPolicy)
+}
+
+// fakeServer serves the policies with the fake registry and verifier.
+func fakeServer(tb testing.TB, policies string) *Server {
+	tb.Helper()
+	docs, err := manifest.Split("p.yaml", []byte(policies))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
+	"github.com/vouchproject/vouch/internal/conditions"
+)
+
+// ContextEntry is one compiled rule context entry (spec §2.3). vouch loads `variable` entries;
+// the others read the cluster or a registry (configMap, apiCall, imageRegistry,
+// globalReference) and are Unsupported: loading one is an error, so the rule fails closed.
+type ContextEntry struct {
+	Name string
+	Path string // field path, e.g. "spec.rules[0].context[1]"
+	// Unsupported names the kind of an entry vouch cannot load yet ("configMap", ...).
+	Unsupported string
+	value       *conditions.Value    // variable.value (nil: none)
+	jmesPath    *conditions.Template // variable.jmesPath (nil: none)
+	def         *conditions.Value    // variable.default (nil: none)
+}
+
+// maxContextBytes caps the JSON size of one loaded context entry, as the JSON of a rendered
+// value can grow with the request (Kyverno caps the whole context at 2 MiB).
+const maxContextBytes = 2 << 20
+
+func compileContextEntry(e *v1.ContextEntry, path string) (*ContextEntry, error) {
+	c := &ContextEntry{Name: e.Name, Path: path}
+	switch {
+	case e.ConfigMap != nil:
+		c.Unsupported = "configMap"
+	case e.APICall != nil:
+		c.Unsupported = "apiCall"
+	case e.ImageRegistry != nil:
+		c.Unsupported = "imageRegistry"
+	case e.GlobalReference != nil:
+		c.Unsupported = "globalReference"
+	case e.Variable == nil:
+		return nil, errors.New("exactly one of configMap or apiCall or imageRegistry or variable or globalReference is required for context entries")
+	}
+	if c.Unsupported != "" {
+		return c, nil
+	}
+	var err error
+	if e.Variable.Value != nil {
+		if c.value, err = conditions.CompileValue(e.Variable.Value, path+".variable.value"); err != nil {
+			return nil, err
+		}
+	}
+	if e.Variable.JMESPath != "" {
+		if c.jmesPath, err = conditions.CompileTemplate(e.Variable.JMESPath, path+".variable.jmesPath"); err != nil {
+			return nil, err
+		}
+	}
+	if e.Variable.Default != nil {
+		if c.def, err = conditions.CompileValue(e.Variable.Default, path+".variable.default"); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Load evaluates the entry against doc and sets doc[Name], as Kyverno's variable loader does:
+// the default and the value have their variables substituted; jmesPath (after substitution)
+// is applied to the value, or without a value to the whole context; the default stands in when
+// the expression fails (or, without a value, yields null); a result that is null is an error.
+// Errors name the entry.
+func (c *ContextEntry) Load(doc map[string]any) error {
+	if c.Unsupported != "" {
+		return c.unsupportedError()
+	}
+	out, err := c.evaluate(doc)
+	if err != nil {
+		return fmt.Errorf("context entry %q: %w", c.Name, err)
+	}
+	if out == nil {
+		return fmt.Errorf("failed to add context entry for variable %s since it evaluated to nil", c.Name)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("context entry %q: %w", c.Name, err)
+	}
+	if len(b) > maxContextBytes {
+		return fmt.Errorf("context entry %q: its value is %d bytes, more than the limit of %d", c.Name, len(b), maxContextBytes)
+	}
+	doc[c.Name] = out
+	return nil
+}
+
+func (c *ContextEntry) evaluate(doc map[string]any) (any, error) {
+	path := ""
+	if c.jmesPath != nil {
+		p, err := c.jmesPath.Render(doc)
+		if err != nil {
+			return nil, err
+		}
+		s, ok := p.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s.variable.jmesPath: the expression did not resolve to a string", c.Path)
+		}
+		path = s
+	}
+	var def any
+	if c.def != nil {
+		var err error
+		if def, err = c.def.Render(doc); err != nil {
+			return nil, err
+		}
+	}
+	if c.value != nil {
+		val, err := c.value.Render(doc)
+		if err != nil {
+			return nil, err
+		}
+		if path == "" {
+			return val, nil
+		}
+		out, err := conditions.Query(path, val)
+		if err != nil {
+			if def != nil {
+				return def, nil
+			}
+			return nil, fmt.Errorf("failed to apply jmespath %s to the value: %w", path, err)
+		}
+		return out, nil
+	}
+	if path == "" {
+		return def, nil
+	}
+	out, err := conditions.Query(path, doc)
+	switch {
+	case err != nil && def == nil:
+		return nil, fmt.Errorf("failed to apply jmespath %s: %w", path, err)
+	case err != nil || out == nil:
+		return def, nil
+	}
+	return out, nil
+}
+
+func (c *ContextEntry) unsupportedError() error {
+	return fmt.Errorf("context entry %q: %s entries are not supported yet", c.Name, c.Unsupported)
+}
