@@ -320,7 +320,8 @@ func TestEmitWarningDeleteAndAuditErrors(t *testing.T) {
 }
 
 // FuzzEvaluate feeds arbitrary objects to the engine with a policy set that exercises every
-// extractor path; it must never panic.
+// extractor path and a rule context built from the object (context entries, preconditions,
+// substitution into keys and repository); it must never panic.
 func FuzzEvaluate(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"nginx"}],"initContainers":[{"name":"i","image":"ghcr.io/a/b:1@sha256:b31bfb4d0213f254d361e0079deaaebefa4f82ba7aa76ef82e90b4935ad5b105"}]}}`))
 	f.Add([]byte(`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"x"}]}}}}}}`))
@@ -345,6 +346,21 @@ spec:
     imageExtractors:
       Task: [{path: /spec/steps/*, value: image, key: name, jmesPath: "trim_prefix(@, 'docker://')"}]
     verifyImages: [{imageReferences: ["*"], mutateDigest: false}]
+  - name: context
+    match: {any: [{resources: {kinds: [Pod, Task]}}]}
+    context:
+    - name: owner
+      variable: {jmesPath: request.object.metadata.labels.owner, default: nobody}
+    - name: keys
+      variable: {value: {nobody: "awskms:///k", "{{ owner }}": "{{ request.object.metadata.annotations.key || 'x' }}"}}
+    preconditions:
+      any:
+      - {key: "{{ request.object.metadata.labels.verify }}", operator: NotEquals, value: "false"}
+    verifyImages:
+    - imageReferences: ["*"]
+      mutateDigest: false
+      repository: "{{ images.containers.c.registry || 'r' }}/{{ owner }}"
+      attestors: [{entries: [{keys: {publicKeys: "{{ keys.\"{{ owner }}\" }}"}}]}]
 `))
 	if err != nil {
 		f.Fatal(err)
