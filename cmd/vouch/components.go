@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/engine"
+	"github.com/vouchproject/vouch/internal/manifest"
 	"github.com/vouchproject/vouch/internal/policy"
 	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/verify"
@@ -18,6 +22,7 @@ type engineExtras struct {
 	observer engine.Observer
 
 	credentials engine.Credentials // nil: the docker config of the process (authn.DefaultKeychain)
+	loaders     policy.Loaders     // what rule context entries read (ConfigMaps)
 }
 
 // newEngine wires the concrete adapters: registry clients (secure and insecure) and the
@@ -48,5 +53,18 @@ func newEngine(set *policy.Set, regOpts registry.Options, extras ...engineExtras
 		Observer:  x.observer,
 
 		Credentials: x.credentials,
+		Loaders:     x.loaders,
 	})
+}
+
+// configMapsFrom is the ConfigMap loader of `vouch apply`: the ConfigMaps among the resources.
+func configMapsFrom(objs []manifest.Object) policy.Loaders {
+	cms := manifest.ConfigMaps(objs)
+	return policy.Loaders{ConfigMap: func(_ context.Context, namespace, name string) (map[string]any, error) {
+		cm, ok := cms[namespace+"/"+name]
+		if !ok {
+			return nil, fmt.Errorf("configmaps %q not found among the resources", name)
+		}
+		return cm, nil
+	}}
 }

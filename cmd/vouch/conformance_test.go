@@ -170,7 +170,7 @@ func runEngineCase(t *testing.T, c *confCase) {
 		nsLabels[ns] = l
 	}
 	routes := &routeRecorder{}
-	eng, err := newEngine(set, registry.Options{}, engineExtras{observer: routes})
+	eng, err := newEngine(set, registry.Options{}, engineExtras{observer: routes, loaders: configMapsFrom(objs)})
 	if err != nil {
 		t.Fatal(err)
 	}

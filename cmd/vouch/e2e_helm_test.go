@@ -695,6 +695,7 @@ func TestE2EHelmInstall(t *testing.T) {
 			{"kyverno.io", "clusterpolicies", []string{"get", "list", "watch"}},
 			{"kyverno.io", "policies", []string{"get", "list", "watch"}},
 			{"", "namespaces", []string{"get", "list", "watch"}},
+			{"", "configmaps", []string{"get"}}, // rule context entries; never listed or watched
 			{"rbac.authorization.k8s.io", "rolebindings", []string{"get", "list", "watch"}},
 			{"rbac.authorization.k8s.io", "clusterrolebindings", []string{"get", "list", "watch"}},
 			{"", "events", []string{"create", "patch"}},

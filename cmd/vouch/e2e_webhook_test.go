@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vouchproject/vouch/internal/patch"
+	"github.com/vouchproject/vouch/internal/source"
 )
 
 // e2eWebhookTimeout is the timeoutSeconds of vouch's webhook configurations: the API server
@@ -264,8 +265,42 @@ func TestE2EWebhook(t *testing.T) {
 		}
 		p.create(t, s)
 	}
-	for _, ns := range []string{"e2e", "e2e-audit", "e2e-ignore", "e2e-broken", "e2e-roles", "team-b"} {
+	for _, ns := range []string{"e2e", "e2e-audit", "e2e-ignore", "e2e-broken", "e2e-roles", "team-b", "e2e-cm"} {
 		createNamespace(t, s.Client, ns, nil)
+	}
+	// The key of namespace e2e-cm is in a ConfigMap of that namespace (Kyverno's configMap
+	// context entry); it starts as k1.
+	if _, err := s.Client.CoreV1().ConfigMaps("e2e-cm").Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "vouch-keys", Namespace: "e2e-cm"}, Data: map[string]string{"pub": k1.pem},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	configMapPolicy := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: configmap-key}
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+  - name: check-signature
+    match: {any: [{resources: {kinds: [Pod], namespaces: [e2e-cm]}}]}
+    context:
+    - name: keys
+      configMap: {name: vouch-keys, namespace: "{{ request.namespace }}"}
+    verifyImages:
+    - imageReferences: ["`+host+`/app*"]
+      attestors:
+      - entries:
+        - keys:
+            publicKeys: "{{ keys.data.pub }}"
+            rekor: {ignoreTlog: true}
+            ctlog: {ignoreSCT: true}
+`), &configMapPolicy.Object); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(context.Background(), configMapPolicy, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating ClusterPolicy configmap-key: %v", err)
 	}
 	createNamespace(t, s.Client, "forged", map[string]string{skipMutationLabel: "true"})
 
@@ -483,6 +518,42 @@ func TestE2EWebhook(t *testing.T) {
 		})
 		t.Logf("policy update enforced after %v", time.Since(start).Round(time.Millisecond))
 		deniedBy(t, last, mutatingWebhookName, "verify-signed", "failed to verify image "+image("app:signed"), "no matching signatures")
+	})
+
+	t.Run("a key read from a ConfigMap, rotated there", func(t *testing.T) {
+		got, err := createPod(e2ePod("e2e-cm", "k1", nil, image("app:signed")))
+		if err != nil {
+			t.Fatalf("k1 in the ConfigMap, image signed with k1: %v", err)
+		}
+		if img := got.Spec.Containers[0].Image; img != pinned("app:signed") {
+			t.Errorf("stored image = %s, want %s", img, pinned("app:signed"))
+		}
+		cms := s.Client.CoreV1().ConfigMaps("e2e-cm")
+		cm, err := cms.Get(ctx, "vouch-keys", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["pub"] = k2.pem
+		if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		wctx, wcancel := context.WithTimeout(ctx, apiWaitTimeout)
+		defer wcancel()
+		var last error
+		waitFor(t, wctx, "the rotated key to deny k1's signature", func() error {
+			_, last = kc.CoreV1().Pods("e2e-cm").Create(wctx, e2ePod("e2e-cm", "k2", nil, image("app:signed")), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if last == nil {
+				return fmt.Errorf("still admitted")
+			}
+			return nil
+		})
+		took := time.Since(start)
+		t.Logf("key rotated in the ConfigMap: enforced after %v", took.Round(time.Millisecond))
+		deniedBy(t, last, mutatingWebhookName, "configmap-key", "failed to verify image "+image("app:signed"))
+		if took > source.ConfigMapTTL+5*time.Second {
+			t.Errorf("the rotation took %v, want about the ConfigMap TTL (%v)", took, source.ConfigMapTTL)
+		}
 	})
 
 	t.Run("registry down: Fail denies with could not verify inside the timeout, Ignore admits", func(t *testing.T) {

@@ -149,7 +149,11 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if _, err := registry.New(regOpts); err != nil {
 		return invalid(fmt.Errorf("serve: --registry-token-realms: %w", err))
 	}
-	base, err := newEngine(empty, regOpts, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications})
+	var loaders policy.Loaders
+	if kube != nil {
+		loaders.ConfigMap = source.NewConfigMaps(kube).Get
+	}
+	base, err := newEngine(empty, regOpts, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications, loaders: loaders})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +32,7 @@ type ruleContext struct {
 //   - a variable that does not resolve: error "failed to substitute variables: …";
 //   - an entry that is not valid once substituted (a key that is not PEM, …): fail for each
 //     image, so that a bad value from the context can never be left to failurePolicy.
-func (ev *evaluation) prepareRule(rule *policy.Rule, found []extract.Image) ruleContext {
+func (ev *evaluation) prepareRule(ctx context.Context, rule *policy.Rule, found []extract.Image) ruleContext {
 	doc := make(map[string]any, len(ev.request)+4+len(rule.Context))
 	for k, v := range ev.request {
 		doc[k] = v
@@ -55,7 +56,7 @@ func (ev *evaluation) prepareRule(rule *policy.Rule, found []extract.Image) rule
 	}
 	rc := ruleContext{doc: doc, verifications: rule.Verifications}
 	for _, c := range rule.Context {
-		if err := c.Load(doc); err != nil {
+		if err := c.Load(ctx, doc, ev.engine.loaders); err != nil {
 			rc.status, rc.message = Error, "failed to load context: "+err.Error()
 			return rc
 		}

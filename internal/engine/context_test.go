@@ -2,11 +2,15 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/fixture"
+	"github.com/vouchproject/vouch/internal/policy"
 )
 
 // indent indents every line of text by n spaces.
@@ -150,8 +154,10 @@ func TestRuleContextFailures(t *testing.T) {
 			"failed to verify image " + img + ": spec.rules[0].verifyImages[0]: after substitution: a substituted value holds a {{ }} variable", Fail},
 		{"the right key from the object", "", fromAnnotation, annotated(w.k1.PEM), Pass,
 			"verified image signatures for " + img, Pass},
-		{"configMap", "    context:\n    - name: keys\n      configMap: {name: keys, namespace: kyverno}\n", keyFromVariable, pod(t, "default", img), Error,
-			`failed to load context: context entry "keys": configMap entries are not supported yet`, Error},
+		{"apiCall", "    context:\n    - name: keys\n      apiCall: {urlPath: /api/v1/namespaces/kyverno/configmaps/keys}\n", keyFromVariable, pod(t, "default", img), Error,
+			`failed to load context: context entry "keys": apiCall entries are not supported yet`, Error},
+		{"configMap without a loader", "    context:\n    - name: keys\n      configMap: {name: keys, namespace: kyverno}\n", keyFromVariable, pod(t, "default", img), Error,
+			`failed to load context: context entry "keys": configMap entries need the Kubernetes API (vouch serve) or the ConfigMap among the resources (vouch apply)`, Error},
 		{"nil variable", "    context:\n    - name: key\n      variable: {jmesPath: 'request.object.spec.nodeName || `null`'}\n", keyFromVariable, pod(t, "default", img), Error,
 			"failed to load context: failed to add context entry for variable key since it evaluated to nil", Error},
 		{"default", "    context:\n    - name: key\n      variable:\n        jmesPath: request.object.metadata.annotations.key\n        default: |-\n" + indent(w.k1.PEM, 10) + "\n", keyFromVariable, pod(t, "default", img), Pass,
@@ -193,5 +199,56 @@ func TestConditionsSeeTheRuleContext(t *testing.T) {
 	got = evaluate(t, e, pod(t, "default", img), nil)
 	if len(got) != 1 || got[0].Status != Fail || !strings.Contains(got[0].Message, "attestation checks failed") {
 		t.Fatalf("another trusted builder: got %+v, want fail", got)
+	}
+}
+
+// TestConfigMapContext: a key read from a ConfigMap (Kyverno's most common context entry) is
+// read on every admission through the engine's loader, so rotating the key in the ConfigMap
+// takes effect at once even with a cached pass for the old key (the cache is keyed by the
+// substitution); a ConfigMap that cannot be read is an error for the rule.
+func TestConfigMapContext(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	data := map[string]any{"pub": w.k1.PEM}
+	var asked []string
+	loader := func(_ context.Context, namespace, name string) (map[string]any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, namespace+"/"+name)
+		if name != "keys" {
+			return nil, errors.New(`configmaps "` + name + `" not found`)
+		}
+		cp := map[string]any{}
+		for k, v := range data {
+			cp[k] = v
+		}
+		return map[string]any{"data": cp, "metadata": map[string]any{"name": name, "namespace": namespace}}, nil
+	}
+	ctxEntry := "    context:\n    - name: keys\n      configMap: {name: \"{{ request.object.metadata.labels.keys || 'keys' }}\", namespace: kyverno}\n"
+	e := w.engineFor(t, contextPolicy(ctxEntry, strings.Replace(keyFromVariable, "{{ key }}", "{{ keys.data.pub }}", 1)))
+	e.loaders = policy.Loaders{ConfigMap: loader}
+	c, err := cache.New(cache.Options{Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cache = c
+	img := w.reg.Host + "/app:signed"
+	if got := evaluate(t, e, pod(t, "default", img), nil); len(got) != 1 || got[0].Status != Pass {
+		t.Fatalf("k1 in the ConfigMap: %+v, want pass", got)
+	}
+	mu.Lock()
+	data["pub"] = w.k2.PEM
+	mu.Unlock()
+	if got := evaluate(t, e, pod(t, "default", img), nil); len(got) != 1 || got[0].Status != Fail {
+		t.Fatalf("k2 in the ConfigMap after a cached pass with k1: %+v, want fail", got)
+	}
+	other := pod(t, "default", img)
+	other["metadata"].(map[string]any)["labels"] = map[string]any{"keys": "missing"}
+	got := evaluate(t, e, other, nil)
+	if len(got) != 1 || got[0].Status != Error || got[0].Message != `failed to load context: context entry "keys": failed to get configmap kyverno/missing: configmaps "missing" not found` {
+		t.Fatalf("missing ConfigMap: %+v", got)
+	}
+	if want := []string{"kyverno/keys", "kyverno/keys", "kyverno/missing"}; !slices.Equal(asked, want) {
+		t.Errorf("ConfigMaps read %v, want %v", asked, want)
 	}
 }

@@ -70,6 +70,9 @@ type Options struct {
 	Workers int
 	// Observer, when set, is told of every verification the engine runs (for metrics).
 	Observer Observer
+	// Loaders read what rule context entries take from outside the request (ConfigMaps);
+	// the zero value makes such entries fail to load (an error for the rule).
+	Loaders policy.Loaders
 }
 
 // Observer receives what the engine does, for metrics. Its methods are called on the
@@ -119,6 +122,7 @@ type Engine struct {
 	cache     *cache.Cache
 	workers   chan struct{}
 	observer  Observer
+	loaders   policy.Loaders
 }
 
 // New returns an engine for the given options.
@@ -133,7 +137,7 @@ func New(opts Options) (*Engine, error) {
 		opts.Workers = DefaultWorkers
 	}
 	return &Engine{credentials: opts.Credentials, policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers,
-		cache: opts.Cache, workers: make(chan struct{}, opts.Workers), observer: opts.Observer}, nil
+		cache: opts.Cache, workers: make(chan struct{}, opts.Workers), observer: opts.Observer, loaders: opts.Loaders}, nil
 }
 
 // Policies returns the compiled policy set the engine enforces.

@@ -63,7 +63,7 @@ func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *po
 	}
 	verifications := rule.Verifications
 	if rule.NeedsContext() || hasConditions(rule) {
-		rc := ev.prepareRule(rule, found)
+		rc := ev.prepareRule(ctx, rule, found)
 		ev.docs[rule] = rc.doc
 		switch rc.status {
 		case Skip:

@@ -275,3 +275,27 @@ func NamespaceLabels(objs []Object) map[string]map[string]string {
 	}
 	return out
 }
+
+// ConfigMaps returns the ConfigMaps among the objects as rule context values (Kyverno's
+// configMap context entry: {"data": ..., "metadata": ...}), keyed by "<namespace>/<name>"
+// (a ConfigMap without a namespace is in "default").
+func ConfigMaps(objs []Object) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, o := range objs {
+		if o.Value["apiVersion"] != "v1" || o.Value["kind"] != "ConfigMap" {
+			continue
+		}
+		meta, _ := o.Value["metadata"].(map[string]any)
+		name, _ := meta["name"].(string)
+		ns, _ := meta["namespace"].(string)
+		if ns == "" {
+			ns = "default"
+		}
+		data, _ := o.Value["data"].(map[string]any)
+		if data == nil {
+			data = map[string]any{}
+		}
+		out[ns+"/"+name] = map[string]any{"data": data, "metadata": meta}
+	}
+	return out
+}

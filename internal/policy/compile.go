@@ -133,7 +133,7 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 	}
 	for i := range r.Context {
 		cp := path.Child("context").Index(i)
-		c, err := compileContextEntry(&r.Context[i], cp.String())
+		c, err := compileContextEntry(&r.Context[i], cp.String(), p.Namespace)
 		if err != nil {
 			errs = append(errs, field.Invalid(cp, field.OmitValueType{}, err.Error()))
 			continue

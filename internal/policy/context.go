@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,28 +10,46 @@ import (
 	"github.com/vouchproject/vouch/internal/conditions"
 )
 
-// ContextEntry is one compiled rule context entry (spec §2.3). vouch loads `variable` entries;
-// the others read the cluster or a registry (configMap, apiCall, imageRegistry,
-// globalReference) and are Unsupported: loading one is an error, so the rule fails closed.
+// ContextEntry is one compiled rule context entry (spec §2.3). vouch loads `variable` and
+// `configMap` entries; apiCall, imageRegistry and globalReference entries are Unsupported:
+// loading one is an error, so the rule fails closed.
 type ContextEntry struct {
 	Name string
 	Path string // field path, e.g. "spec.rules[0].context[1]"
-	// Unsupported names the kind of an entry vouch cannot load yet ("configMap", ...).
+	// Unsupported names the kind of an entry vouch cannot load yet ("apiCall", ...).
 	Unsupported string
 	value       *conditions.Value    // variable.value (nil: none)
 	jmesPath    *conditions.Template // variable.jmesPath (nil: none)
 	def         *conditions.Value    // variable.default (nil: none)
+	// configMap.name and configMap.namespace; policyNamespace is the namespace of a
+	// namespaced Policy, which may read ConfigMaps of its own namespace only.
+	cmName, cmNamespace *conditions.Template
+	policyNamespace     string
+}
+
+// Loaders read what context entries take from outside the request. A nil loader makes the
+// entries that need it fail to load.
+type Loaders struct {
+	// ConfigMap returns a ConfigMap as a context value: {"data": {...}, "metadata": {...}}.
+	ConfigMap func(ctx context.Context, namespace, name string) (map[string]any, error)
 }
 
 // maxContextBytes caps the JSON size of one loaded context entry, as the JSON of a rendered
 // value can grow with the request (Kyverno caps the whole context at 2 MiB).
 const maxContextBytes = 2 << 20
 
-func compileContextEntry(e *v1.ContextEntry, path string) (*ContextEntry, error) {
-	c := &ContextEntry{Name: e.Name, Path: path}
+func compileContextEntry(e *v1.ContextEntry, path, policyNamespace string) (*ContextEntry, error) {
+	c := &ContextEntry{Name: e.Name, Path: path, policyNamespace: policyNamespace}
 	switch {
 	case e.ConfigMap != nil:
-		c.Unsupported = "configMap"
+		var err error
+		if c.cmName, err = conditions.CompileTemplate(e.ConfigMap.Name, path+".configMap.name"); err != nil {
+			return nil, err
+		}
+		if c.cmNamespace, err = conditions.CompileTemplate(e.ConfigMap.Namespace, path+".configMap.namespace"); err != nil {
+			return nil, err
+		}
+		return c, nil
 	case e.APICall != nil:
 		c.Unsupported = "apiCall"
 	case e.ImageRegistry != nil:
@@ -62,16 +81,24 @@ func compileContextEntry(e *v1.ContextEntry, path string) (*ContextEntry, error)
 	return c, nil
 }
 
-// Load evaluates the entry against doc and sets doc[Name], as Kyverno's variable loader does:
-// the default and the value have their variables substituted; jmesPath (after substitution)
-// is applied to the value, or without a value to the whole context; the default stands in when
-// the expression fails (or, without a value, yields null); a result that is null is an error.
-// Errors name the entry.
-func (c *ContextEntry) Load(doc map[string]any) error {
+// Load evaluates the entry against doc and sets doc[Name]. A variable entry loads as Kyverno's
+// variable loader does: the default and the value have their variables substituted; jmesPath
+// (after substitution) is applied to the value, or without a value to the whole context; the
+// default stands in when the expression fails (or, without a value, yields null); a result
+// that is null is an error. A configMap entry (name and namespace substituted; the namespace
+// defaults to the Policy's own, or "default" for a ClusterPolicy, and a namespaced Policy may
+// read its own namespace only) is the ConfigMap's data and metadata. Errors name the entry.
+func (c *ContextEntry) Load(ctx context.Context, doc map[string]any, loaders Loaders) error {
 	if c.Unsupported != "" {
 		return c.unsupportedError()
 	}
-	out, err := c.evaluate(doc)
+	var out any
+	var err error
+	if c.cmName != nil {
+		out, err = c.configMap(ctx, doc, loaders)
+	} else {
+		out, err = c.evaluate(doc)
+	}
 	if err != nil {
 		return fmt.Errorf("context entry %q: %w", c.Name, err)
 	}
@@ -141,4 +168,32 @@ func (c *ContextEntry) evaluate(doc map[string]any) (any, error) {
 
 func (c *ContextEntry) unsupportedError() error {
 	return fmt.Errorf("context entry %q: %s entries are not supported yet", c.Name, c.Unsupported)
+}
+
+func (c *ContextEntry) configMap(ctx context.Context, doc map[string]any, loaders Loaders) (any, error) {
+	name, err := c.cmName.RenderString(doc)
+	if err != nil {
+		return nil, err
+	}
+	namespace, err := c.cmNamespace.RenderString(doc)
+	if err != nil {
+		return nil, err
+	}
+	if namespace == "" {
+		namespace = c.policyNamespace
+		if namespace == "" {
+			namespace = "default"
+		}
+	}
+	if c.policyNamespace != "" && namespace != c.policyNamespace {
+		return nil, fmt.Errorf("configMap namespace %q is different from policy namespace %q", namespace, c.policyNamespace)
+	}
+	if loaders.ConfigMap == nil {
+		return nil, errors.New("configMap entries need the Kubernetes API (vouch serve) or the ConfigMap among the resources (vouch apply)")
+	}
+	cm, err := loaders.ConfigMap(ctx, namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get configmap %s/%s: %w", namespace, name, err)
+	}
+	return cm, nil
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -45,12 +46,12 @@ func TestContextEntryLoad(t *testing.T) {
 		{"invalid jmesPath", v1.Variable{JMESPath: "a[["}, nil, `context entry "e": failed to apply jmespath a[[: invalid JMESPath expression`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", Variable: &tc.v}, "e")
+			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", Variable: &tc.v}, "e", "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			d := doc()
-			err = c.Load(d)
+			err = c.Load(context.Background(), d, Loaders{})
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want prefix %q", err, tc.wantErr)
@@ -72,12 +73,12 @@ func TestContextEntryLoad(t *testing.T) {
 
 // TestContextEntryTooLarge: a value that grows with the request is capped.
 func TestContextEntryTooLarge(t *testing.T) {
-	c, err := compileContextEntry(&v1.ContextEntry{Name: "big", Variable: &v1.Variable{Value: "{{ request.object }}"}}, "big")
+	c, err := compileContextEntry(&v1.ContextEntry{Name: "big", Variable: &v1.Variable{Value: "{{ request.object }}"}}, "big", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := map[string]any{"request": map[string]any{"object": map[string]any{"data": strings.Repeat("x", maxContextBytes)}}}
-	if err := c.Load(doc); err == nil || !strings.Contains(err.Error(), "more than the limit of 2097152") {
+	if err := c.Load(context.Background(), doc, Loaders{}); err == nil || !strings.Contains(err.Error(), "more than the limit of 2097152") {
 		t.Fatalf("err = %v, want the size limit", err)
 	}
 }
@@ -199,5 +200,55 @@ func TestPreconditionsCompile(t *testing.T) {
 	err = loadErr(t, strings.Replace(templatedPolicy, "{{ request.operation }}", "{{ a[[ }}", 1))
 	if !strings.Contains(err.Error(), "spec.rules[0].preconditions.all[0].key") {
 		t.Errorf("err = %v, want the precondition's field path", err)
+	}
+}
+
+// TestConfigMapEntry: configMap entries substitute their name and namespace, default the
+// namespace to the Policy's own ("default" for a ClusterPolicy), and a namespaced Policy may
+// not read another namespace's ConfigMap (Kyverno's fix of the same cross-namespace read for
+// apiCall, CVE-2026-22039).
+func TestConfigMapEntry(t *testing.T) {
+	var got []string
+	loaders := Loaders{ConfigMap: func(_ context.Context, namespace, name string) (map[string]any, error) {
+		got = append(got, namespace+"/"+name)
+		return map[string]any{"data": map[string]any{"k": "v"}}, nil
+	}}
+	doc := map[string]any{"request": map[string]any{"namespace": "team-a"}}
+	for _, tc := range []struct {
+		name, policyNS string
+		ref            v1.ConfigMapRef
+		read, wantErr  string
+	}{
+		{"cluster policy, namespace given", "", v1.ConfigMapRef{Name: "keys", Namespace: "kyverno"}, "kyverno/keys", ""},
+		{"cluster policy, no namespace", "", v1.ConfigMapRef{Name: "keys"}, "default/keys", ""},
+		{"variables", "", v1.ConfigMapRef{Name: "keys-{{ request.namespace }}", Namespace: "{{ request.namespace }}"}, "team-a/keys-team-a", ""},
+		{"policy, no namespace", "team-a", v1.ConfigMapRef{Name: "keys"}, "team-a/keys", ""},
+		{"policy, its own namespace", "team-a", v1.ConfigMapRef{Name: "keys", Namespace: "{{ request.namespace }}"}, "team-a/keys", ""},
+		{"policy, another namespace", "team-a", v1.ConfigMapRef{Name: "keys", Namespace: "kyverno"}, "",
+			`context entry "e": configMap namespace "kyverno" is different from policy namespace "team-a"`},
+		{"unresolved name", "", v1.ConfigMapRef{Name: "{{ request.nope }}"}, "", `context entry "e": e.configMap.name: variable substitution failed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			ref := tc.ref
+			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", ConfigMap: &ref}, "e", tc.policyNS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := map[string]any{"request": doc["request"]}
+			err = c.Load(context.Background(), d, loaders)
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || len(got) != 0 {
+					t.Fatalf("err = %v (read %v), want %q and nothing read", err, got, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || got[0] != tc.read {
+				t.Fatalf("read %v, err %v; want %s", got, err, tc.read)
+			}
+			if diff := cmp.Diff(map[string]any{"data": map[string]any{"k": "v"}}, d["e"]); diff != "" {
+				t.Errorf("entry (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

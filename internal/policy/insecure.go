@@ -83,7 +83,10 @@ func requestTainted(entries []v1.ContextEntry) []string {
 	tainted := []string{"request.object", "request.oldObject"}
 	for _, e := range entries {
 		// variable.jmesPath is an expression itself, with or without {{ }}.
-		if e.Variable != nil && e.Name != "" && (usesAny(e.Variable, tainted) || mentionsAny(e.Variable.JMESPath, tainted)) {
+		switch {
+		case e.Name == "":
+		case e.Variable != nil && (usesAny(e.Variable, tainted) || mentionsAny(e.Variable.JMESPath, tainted)),
+			e.ConfigMap != nil && usesAny(e.ConfigMap, tainted): // the object names the ConfigMap
 			tainted = append(tainted, e.Name)
 		}
 	}
