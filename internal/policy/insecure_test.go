@@ -223,6 +223,10 @@ spec:
       variable: {jmesPath: 'teamKeys."{{ owner }}"'}
     - name: nsKey
       variable: {jmesPath: 'teamKeys."{{ request.namespace }}"'}
+    - name: chosenKeys
+      configMap: {name: "{{ request.object.metadata.annotations.keys }}", namespace: kyverno}
+    - name: fixedKeys
+      configMap: {name: keys, namespace: kyverno}
     verifyImages:
     - imageReferences: ["ghcr.io/*"]
       mutateDigest: false
@@ -234,6 +238,8 @@ spec:
         - keyless: {subject: "{{ request.userInfo.username }}", rekor: {url: https://rekor.sigstore.dev}}
         - keyless: {subject: "{{request.oldObject.metadata.name}}@example.com", rekor: {url: https://rekor.sigstore.dev}}
         - keys: {publicKeys: "{{ ownerKeys }}"}
+        - keys: {publicKeys: "{{ chosenKeys.data.pub }}"}
+        - keys: {publicKeys: "{{ fixedKeys.data.pub }}"}
 `)
 	var got []string
 	for _, f := range set.Policies()[0].Insecure {
@@ -243,6 +249,7 @@ spec:
 		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[0].keys",
 		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[1].keys",
 		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[4].keyless",
+		"trustFromRequest spec.rules[0].verifyImages[0].attestors[0].entries[6].keys",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
