@@ -21,8 +21,11 @@ const (
 )
 
 // Key identifies one verification: the policy (UID and resourceVersion — any policy change is
-// a new key), the rule, the verifyImages entry index, and the image digest. The digest, not
-// the tag, is the identity of the image (DESIGN §6); Do refuses a key without one.
+// a new key), the rule, the verifyImages entry index, the repository and the image digest.
+// The digest, not the tag, is the identity of the image (DESIGN §6); Do refuses a key without
+// one. Signatures live next to the image, so the same digest in another repository is
+// verified there: its signatures may differ (a failure in one repository says nothing about
+// another's).
 type Key struct {
 	PolicyUID     string
 	PolicyVersion string
@@ -31,8 +34,9 @@ type Key struct {
 	// Variant tells apart the substitutions of an entry with variables (its keys may come
 	// from the request or a context entry): a verification under one substitution never
 	// answers for another. Empty for an entry as written.
-	Variant string
-	Digest  string // "<algorithm>:<encoded>", e.g. "sha256:<64 hex>"
+	Variant    string
+	Repository string // <registry>/<path>, e.g. "ghcr.io/acme/app"
+	Digest     string // "<algorithm>:<encoded>", e.g. "sha256:<64 hex>"
 }
 
 // Options configures a Cache. The zero value is a disabled cache: the command line sets

@@ -259,6 +259,8 @@ func TestKeyFields(t *testing.T) {
 		{name: "other policy", change: func(k *Key) { k.PolicyUID = "q" }},
 		{name: "other rule", change: func(k *Key) { k.Rule = "other" }},
 		{name: "other entry of the rule", change: func(k *Key) { k.Entry = 1 }},
+		{name: "other substitution of the entry", change: func(k *Key) { k.Variant = "v2" }},
+		{name: "same digest in another repository", change: func(k *Key) { k.Repository = "ghcr.io/other/app" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -217,7 +217,8 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 	}
 	var res verify.Result
 	if c := ev.engine.cache; c != nil && v.UseCache {
-		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Variant: v.Variant, Digest: subject.Digest}
+		key := cache.Key{PolicyUID: rule.Policy.UID, PolicyVersion: rule.Policy.ResourceVersion, Rule: rule.Path, Entry: v.Index, Variant: v.Variant,
+			Repository: ref.Registry + "/" + ref.Path, Digest: subject.Digest}
 		res, _, err = c.Do(ctx, key, run)
 		if ev.engine.credentials != nil && (errors.Is(err, verify.ErrAuth) || res.Attestations != nil && errors.Is(res.Failure, verify.ErrAuth)) {
 			// The callers of one verification in flight share its outcome whatever their

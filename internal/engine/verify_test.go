@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/fixture"
 	"github.com/vouchproject/vouch/internal/patch"
 	"github.com/vouchproject/vouch/internal/registry"
@@ -374,5 +376,47 @@ func TestSignatureAlgorithm(t *testing.T) {
 		if r := resp.Results[0]; r.Status != want {
 			t.Errorf("%s: got %s %q, want %s", alg, r.Status, r.Message, want)
 		}
+	}
+}
+
+// TestCachedPerRepository: the same digest in two repositories is verified in each (its
+// signatures live next to it): a failure cached for the repository without a signature does
+// not deny the one with a signature, and a pass does not admit the digest from a repository
+// that holds none (as Kyverno, whose cache is keyed by the image reference).
+func TestCachedPerRepository(t *testing.T) {
+	w := newWorld(t)
+	e := w.engine(t, keyEntry(w.k1.PEM))
+	c, err := cache.New(cache.Options{Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cache = c
+	src, err := name.ParseReference(w.reg.Host + "/app@" + w.signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := name.ParseReference(w.reg.Host + "/mirror:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(dst, img); err != nil {
+		t.Fatal(err)
+	}
+	mirror, signed := w.reg.Host+"/mirror:v1", w.reg.Host+"/app:signed"
+	for i, step := range []struct {
+		image string
+		want  Status
+	}{{mirror, Fail}, {signed, Pass}, {mirror, Fail}, {signed, Pass}} {
+		got := evaluate(t, e, pod(t, "default", step.image), nil)
+		if len(got) != 1 || got[0].Status != step.want {
+			t.Fatalf("step %d, %s: %+v, want %s", i, step.image, got, step.want)
+		}
+	}
+	if st := c.Stats(); st.Misses != 2 || st.Hits != 2 {
+		t.Errorf("cache stats %+v, want 2 misses (one per repository) and 2 hits", st)
 	}
 }
