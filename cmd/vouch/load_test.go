@@ -1011,15 +1011,17 @@ func decodePatch(body []byte) string {
 // ---- memory held by 10,000 cached results ----
 
 // fillCache stores n pass results through Cache.Do, as the engine stores them: the policy, rule
-// and entry strings are shared (they come from the compiled policy), the digest in the key (from
-// the resolver) and the one in the result (from the signature payload) are separate strings.
+// and entry strings are shared (they come from the compiled policy), the repository and the
+// digest in the key (from the image and the resolver) and the one in the result (from the
+// signature payload) are separate strings.
 func fillCache(tb testing.TB, c *cache.Cache, n int) {
 	tb.Helper()
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
 		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
 		digest := "sha256:" + hex.EncodeToString(sum[:])
-		key := cache.Key{PolicyUID: "file:ClusterPolicy/verify-signatures", PolicyVersion: "sha256:0123456789abcdef", Rule: "verify-signatures/check-signature", Entry: 0, Digest: digest}
+		key := cache.Key{PolicyUID: "file:ClusterPolicy/verify-signatures", PolicyVersion: "sha256:0123456789abcdef", Rule: "verify-signatures/check-signature", Entry: 0,
+			Repository: strings.Clone("ghcr.io/acme/app"), Digest: digest} // the engine builds the repository per key
 		res, _, err := c.Do(ctx, key, func(context.Context) (verify.Result, error) {
 			return verify.Result{Passed: true, Digest: strings.Clone(digest)}, nil
 		})
