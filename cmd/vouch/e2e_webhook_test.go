@@ -302,6 +302,41 @@ spec:
 	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(context.Background(), configMapPolicy, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating ClusterPolicy configmap-key: %v", err)
 	}
+	// The key of namespace e2e-api is an annotation of the namespace, read with an apiCall.
+	if _, err := s.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-api", Annotations: map[string]string{"vouch.dev/cosign-key": k2.pem}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiCallPolicy := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: namespace-key}
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+  - name: check-signature
+    match: {any: [{resources: {kinds: [Pod], namespaces: [e2e-api]}}]}
+    context:
+    - name: nsKey
+      apiCall:
+        urlPath: "/api/v1/namespaces/{{ request.namespace }}"
+        jmesPath: 'metadata.annotations."vouch.dev/cosign-key"'
+    verifyImages:
+    - imageReferences: ["`+host+`/team/*"]
+      attestors:
+      - entries:
+        - keys:
+            publicKeys: "{{ nsKey }}"
+            rekor: {ignoreTlog: true}
+            ctlog: {ignoreSCT: true}
+`), &apiCallPolicy.Object); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(context.Background(), apiCallPolicy, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating ClusterPolicy namespace-key: %v", err)
+	}
 	createNamespace(t, s.Client, "forged", map[string]string{skipMutationLabel: "true"})
 
 	vouch := startServeProcess(t, s)
@@ -554,6 +589,18 @@ spec:
 		if took > source.ConfigMapTTL+5*time.Second {
 			t.Errorf("the rotation took %v, want about the ConfigMap TTL (%v)", took, source.ConfigMapTTL)
 		}
+	})
+
+	t.Run("a key read from the namespace with an apiCall", func(t *testing.T) {
+		got, err := createPod(e2ePod("e2e-api", "k2", nil, image("team/app:k2")))
+		if err != nil {
+			t.Fatalf("the namespace's key (k2) signed the image: %v", err)
+		}
+		if img := got.Spec.Containers[0].Image; img != pinned("team/app:k2") {
+			t.Errorf("stored image = %s, want %s", img, pinned("team/app:k2"))
+		}
+		_, err = createPod(e2ePod("e2e-api", "k1", nil, image("team/app:k1")))
+		deniedBy(t, err, mutatingWebhookName, "namespace-key", "failed to verify image "+image("team/app:k1"))
 	})
 
 	t.Run("registry down: Fail denies with could not verify inside the timeout, Ignore admits", func(t *testing.T) {

@@ -152,6 +152,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	var loaders policy.Loaders
 	if kube != nil {
 		loaders.ConfigMap = source.NewConfigMaps(kube).Get
+		loaders.APICall = source.NewAPICalls(kube.CoreV1().RESTClient()).Get
 	}
 	base, err := newEngine(empty, regOpts, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications, loaders: loaders})
 	if err != nil {

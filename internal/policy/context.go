@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 
 	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
 	"github.com/vouchproject/vouch/internal/conditions"
@@ -25,6 +27,8 @@ type ContextEntry struct {
 	// namespaced Policy, which may read ConfigMaps of its own namespace only.
 	cmName, cmNamespace *conditions.Template
 	policyNamespace     string
+	// apiCall.urlPath and apiCall.jmesPath (nil: none).
+	urlPath, callJMESPath *conditions.Template
 }
 
 // Loaders read what context entries take from outside the request. A nil loader makes the
@@ -32,6 +36,8 @@ type ContextEntry struct {
 type Loaders struct {
 	// ConfigMap returns a ConfigMap as a context value: {"data": {...}, "metadata": {...}}.
 	ConfigMap func(ctx context.Context, namespace, name string) (map[string]any, error)
+	// APICall returns the decoded JSON of a GET of an API server path (apiCall.urlPath).
+	APICall func(ctx context.Context, path string) (any, error)
 }
 
 // maxContextBytes caps the JSON size of one loaded context entry, as the JSON of a rendered
@@ -50,8 +56,24 @@ func compileContextEntry(e *v1.ContextEntry, path, policyNamespace string) (*Con
 			return nil, err
 		}
 		return c, nil
+	case e.APICall != nil && e.APICall.Service != nil:
+		c.Unsupported = "apiCall service"
+	case e.APICall != nil && e.APICall.Method != "" && e.APICall.Method != "GET":
+		c.Unsupported = "apiCall " + e.APICall.Method
 	case e.APICall != nil:
-		c.Unsupported = "apiCall"
+		if e.APICall.URLPath == "" {
+			return nil, errors.New("an apiCall needs a urlPath or a service")
+		}
+		var err error
+		if c.urlPath, err = conditions.CompileTemplate(e.APICall.URLPath, path+".apiCall.urlPath"); err != nil {
+			return nil, err
+		}
+		if e.APICall.JMESPath != "" {
+			if c.callJMESPath, err = conditions.CompileTemplate(e.APICall.JMESPath, path+".apiCall.jmesPath"); err != nil {
+				return nil, err
+			}
+		}
+		return c, nil
 	case e.ImageRegistry != nil:
 		c.Unsupported = "imageRegistry"
 	case e.GlobalReference != nil:
@@ -94,16 +116,19 @@ func (c *ContextEntry) Load(ctx context.Context, doc map[string]any, loaders Loa
 	}
 	var out any
 	var err error
-	if c.cmName != nil {
+	switch {
+	case c.cmName != nil:
 		out, err = c.configMap(ctx, doc, loaders)
-	} else {
+	case c.urlPath != nil:
+		out, err = c.apiCall(ctx, doc, loaders)
+	default:
 		out, err = c.evaluate(doc)
+		if err == nil && out == nil {
+			return fmt.Errorf("failed to add context entry for variable %s since it evaluated to nil", c.Name)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("context entry %q: %w", c.Name, err)
-	}
-	if out == nil {
-		return fmt.Errorf("failed to add context entry for variable %s since it evaluated to nil", c.Name)
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -196,4 +221,84 @@ func (c *ContextEntry) configMap(ctx context.Context, doc map[string]any, loader
 		return nil, fmt.Errorf("failed to get configmap %s/%s: %w", namespace, name, err)
 	}
 	return cm, nil
+}
+
+func (c *ContextEntry) apiCall(ctx context.Context, doc map[string]any, loaders Loaders) (any, error) {
+	p, err := c.urlPath.RenderString(doc)
+	if err != nil {
+		return nil, err
+	}
+	clean, err := apiPath(p, c.policyNamespace)
+	if err != nil {
+		return nil, err
+	}
+	if loaders.APICall == nil {
+		return nil, errors.New("apiCall entries need the Kubernetes API (vouch serve)")
+	}
+	data, err := loaders.APICall(ctx, clean)
+	if err != nil {
+		return nil, fmt.Errorf("failed to GET resource with raw url: %s: %w", clean, err)
+	}
+	if c.callJMESPath == nil {
+		return data, nil
+	}
+	expr, err := c.callJMESPath.RenderString(doc)
+	if err != nil {
+		return nil, err
+	}
+	out, err := conditions.Query(expr, data)
+	if err != nil {
+		return nil, fmt.Errorf("failed to apply JMESPath %s: %w", expr, err)
+	}
+	return out, nil
+}
+
+// apiPath checks an apiCall urlPath and returns it cleaned: an absolute path of the Kubernetes
+// API (/api/... or /apis/...), and for a namespaced Policy one inside its own namespace (as
+// Kyverno since CVE-2026-22039: a Policy may not read other namespaces through vouch's
+// credentials).
+func apiPath(p, policyNamespace string) (string, error) {
+	raw, query, _ := strings.Cut(p, "?")
+	clean := path.Clean("/" + raw)
+	if clean != "/api" && clean != "/apis" && !strings.HasPrefix(clean, "/api/") && !strings.HasPrefix(clean, "/apis/") {
+		return "", fmt.Errorf("apiCall urlPath %q is not a Kubernetes API path (/api/... or /apis/...)", p)
+	}
+	if policyNamespace != "" && !inNamespace(clean, policyNamespace) {
+		return "", fmt.Errorf("apiCall urlPath %q is outside the policy namespace %q", p, policyNamespace)
+	}
+	if readsSecrets(clean) {
+		// vouch can read the registry credentials of its own namespace: never on a
+		// policy's behalf, where they could end up in messages and reports.
+		return "", fmt.Errorf("apiCall urlPath %q reads Secrets, which vouch does not read for policies", p)
+	}
+	if query != "" {
+		clean += "?" + query
+	}
+	return clean, nil
+}
+
+// inNamespace reports whether a cleaned API path names the namespace or something in it:
+// /api/v1/namespaces/<ns>[/...] or /apis/<group>/<version>/namespaces/<ns>[/...].
+func inNamespace(p, ns string) bool {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	switch {
+	case len(parts) >= 4 && parts[0] == "api" && parts[2] == "namespaces":
+		return parts[3] == ns
+	case len(parts) >= 5 && parts[0] == "apis" && parts[3] == "namespaces":
+		return parts[4] == ns
+	}
+	return false
+}
+
+// readsSecrets reports whether a cleaned core API path names Secrets: /api/v1/secrets or
+// /api/v1/namespaces/<ns>/secrets[/...].
+func readsSecrets(p string) bool {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	switch {
+	case len(parts) >= 3 && parts[0] == "api" && parts[2] == "secrets":
+		return true
+	case len(parts) >= 5 && parts[0] == "api" && parts[2] == "namespaces" && parts[4] == "secrets":
+		return true
+	}
+	return false
 }

@@ -252,3 +252,82 @@ func TestConfigMapEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestAPICallEntry: apiCall urlPath entries substitute the path, GET it through the loader
+// (cleaned; only Kubernetes API paths; a namespaced Policy only inside its namespace) and apply
+// the (substituted) jmesPath to the answer.
+func TestAPICallEntry(t *testing.T) {
+	var got []string
+	loaders := Loaders{APICall: func(_ context.Context, p string) (any, error) {
+		got = append(got, p)
+		if strings.Contains(p, "missing") {
+			return nil, errors.New(`namespaces "missing" not found`)
+		}
+		return map[string]any{"metadata": map[string]any{"name": "team-a", "annotations": map[string]any{"vouch.dev/key": "k1"}}}, nil
+	}}
+	doc := map[string]any{"request": map[string]any{"namespace": "team-a"}}
+	for _, tc := range []struct {
+		name, policyNS string
+		call           v1.APICall
+		read           string
+		want           any
+		wantErr        string
+	}{
+		{"namespace annotation", "", v1.APICall{URLPath: "/api/v1/namespaces/{{ request.namespace }}", JMESPath: `metadata.annotations."vouch.dev/key"`}, "/api/v1/namespaces/team-a", "k1", ""},
+		{"whole answer", "", v1.APICall{URLPath: "/api/v1/namespaces/team-a", Method: "GET"}, "/api/v1/namespaces/team-a",
+			map[string]any{"metadata": map[string]any{"name": "team-a", "annotations": map[string]any{"vouch.dev/key": "k1"}}}, ""},
+		{"cleaned, query kept", "", v1.APICall{URLPath: "/api/v1/namespaces/x/../team-a?labelSelector=a%3Db", JMESPath: "metadata.name"}, "/api/v1/namespaces/team-a?labelSelector=a%3Db", "team-a", ""},
+		{"policy, own namespace", "team-a", v1.APICall{URLPath: "/apis/apps/v1/namespaces/team-a/deployments/web", JMESPath: "metadata.name"}, "/apis/apps/v1/namespaces/team-a/deployments/web", "team-a", ""},
+		{"policy, another namespace", "team-a", v1.APICall{URLPath: "/api/v1/namespaces/kyverno/configmaps/keys"}, "", nil,
+			`context entry "e": apiCall urlPath "/api/v1/namespaces/kyverno/configmaps/keys" is outside the policy namespace "team-a"`},
+		{"policy, escaping with ..", "team-a", v1.APICall{URLPath: "/api/v1/namespaces/team-a/../kyverno/configmaps/keys"}, "", nil,
+			`context entry "e": apiCall urlPath "/api/v1/namespaces/team-a/../kyverno/configmaps/keys" is outside the policy namespace "team-a"`},
+		{"policy, cluster-scoped", "team-a", v1.APICall{URLPath: "/api/v1/nodes"}, "", nil, `context entry "e": apiCall urlPath "/api/v1/nodes" is outside the policy namespace "team-a"`},
+		{"not the Kubernetes API", "", v1.APICall{URLPath: "/healthz"}, "", nil, `context entry "e": apiCall urlPath "/healthz" is not a Kubernetes API path`},
+		{"Secrets", "", v1.APICall{URLPath: "/api/v1/namespaces/vouch/secrets/registry"}, "", nil,
+			`context entry "e": apiCall urlPath "/api/v1/namespaces/vouch/secrets/registry" reads Secrets, which vouch does not read for policies`},
+		{"all Secrets", "", v1.APICall{URLPath: "/api/v1//secrets"}, "", nil, `context entry "e": apiCall urlPath "/api/v1//secrets" reads Secrets`},
+		{"not found", "", v1.APICall{URLPath: "/api/v1/namespaces/missing"}, "/api/v1/namespaces/missing", nil,
+			`context entry "e": failed to GET resource with raw url: /api/v1/namespaces/missing: namespaces "missing" not found`},
+		{"jmesPath fails", "", v1.APICall{URLPath: "/api/v1/namespaces/team-a", JMESPath: "metadata.labels.x"}, "/api/v1/namespaces/team-a", nil,
+			`context entry "e": failed to apply JMESPath metadata.labels.x: `},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			call := tc.call
+			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", APICall: &call}, "e", tc.policyNS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := map[string]any{"request": doc["request"]}
+			err = c.Load(context.Background(), d, loaders)
+			if tc.read != "" && (len(got) != 1 || got[0] != tc.read) {
+				t.Errorf("read %v, want %s", got, tc.read)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if tc.read == "" && len(got) != 0 {
+					t.Errorf("read %v before refusing", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, d["e"]); diff != "" {
+				t.Errorf("entry (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, method := range []v1.APICall{{URLPath: "/apis/authorization.k8s.io/v1/subjectaccessreviews", Method: "POST"}, {Service: &v1.ServiceCall{URL: "https://x.example"}}} {
+		c, err := compileContextEntry(&v1.ContextEntry{Name: "e", APICall: &method}, "e", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Load(context.Background(), map[string]any{}, loaders); err == nil || !strings.Contains(err.Error(), "entries are not supported yet") {
+			t.Errorf("%+v: %v, want unsupported", method, err)
+		}
+	}
+}

@@ -86,7 +86,8 @@ func requestTainted(entries []v1.ContextEntry) []string {
 		switch {
 		case e.Name == "":
 		case e.Variable != nil && (usesAny(e.Variable, tainted) || mentionsAny(e.Variable.JMESPath, tainted)),
-			e.ConfigMap != nil && usesAny(e.ConfigMap, tainted): // the object names the ConfigMap
+			e.ConfigMap != nil && usesAny(e.ConfigMap, tainted), // the object names the ConfigMap
+			e.APICall != nil && usesAny(e.APICall, tainted):     // or the API path
 			tainted = append(tainted, e.Name)
 		}
 	}

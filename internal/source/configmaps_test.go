@@ -38,7 +38,7 @@ func TestConfigMaps(t *testing.T) {
 	c := NewConfigMaps(kube)
 	var now atomic.Int64
 	now.Store(time.Now().UnixNano())
-	c.now = func() time.Time { return time.Unix(0, now.Load()) }
+	c.cache.now = func() time.Time { return time.Unix(0, now.Load()) }
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
