@@ -212,7 +212,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	mreq := policy.RequestFor(req.Object, op)
 	mreq.NamespaceLabels, mreq.User, mreq.Subresource = req.NamespaceLabels, req.User, req.Subresource
 	ev := &evaluation{engine: e, subjects: map[string]*subjectState{}, pinned: map[string]string{}, namespace: mreq.Namespace,
-		request: requestContext(req, &mreq), user: req.User, docs: map[*policy.Rule]map[string]any{}}
+		request: requestContext(req, &mreq), user: req.User}
 	// Mutation phase of every applicable rule first, then the validation phase, so that
 	// required and verifyDigest see every pin of the evaluation, as Kyverno's validating
 	// webhook sees the mutated object.

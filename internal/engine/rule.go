@@ -64,6 +64,9 @@ func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *po
 	verifications := rule.Verifications
 	if rule.NeedsContext() || hasConditions(rule) {
 		rc := ev.prepareRule(ctx, rule, found)
+		if ev.docs == nil {
+			ev.docs = map[*policy.Rule]map[string]any{}
+		}
 		ev.docs[rule] = rc.doc
 		switch rc.status {
 		case Skip:
