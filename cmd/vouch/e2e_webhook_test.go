@@ -154,6 +154,20 @@ func (p e2ePolicy) object(t *testing.T) *unstructured.Unstructured {
 	return obj
 }
 
+// createPolicyYAML creates the ClusterPolicy written in YAML.
+func createPolicyYAML(t *testing.T, s *apiServer, doc string) {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+		t.Fatalf("%v\n%s", err, doc)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiWaitTimeout)
+	defer cancel()
+	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating ClusterPolicy %s: %v", obj.GetName(), err)
+	}
+}
+
 func (p e2ePolicy) create(t *testing.T, s *apiServer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), apiWaitTimeout)
@@ -275,8 +289,7 @@ func TestE2EWebhook(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	configMapPolicy := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(`apiVersion: kyverno.io/v1
+	createPolicyYAML(t, s, `apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata: {name: configmap-key}
 spec:
@@ -296,20 +309,14 @@ spec:
             publicKeys: "{{ keys.data.pub }}"
             rekor: {ignoreTlog: true}
             ctlog: {ignoreSCT: true}
-`), &configMapPolicy.Object); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(context.Background(), configMapPolicy, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating ClusterPolicy configmap-key: %v", err)
-	}
+`)
 	// The key of namespace e2e-api is an annotation of the namespace, read with an apiCall.
 	if _, err := s.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-api", Annotations: map[string]string{"vouch.dev/cosign-key": k2.pem}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	apiCallPolicy := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(`apiVersion: kyverno.io/v1
+	createPolicyYAML(t, s, `apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata: {name: namespace-key}
 spec:
@@ -331,12 +338,7 @@ spec:
             publicKeys: "{{ nsKey }}"
             rekor: {ignoreTlog: true}
             ctlog: {ignoreSCT: true}
-`), &apiCallPolicy.Object); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(context.Background(), apiCallPolicy, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating ClusterPolicy namespace-key: %v", err)
-	}
+`)
 	createNamespace(t, s.Client, "forged", map[string]string{skipMutationLabel: "true"})
 
 	vouch := startServeProcess(t, s)
