@@ -150,9 +150,6 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 		}
 		rule.Preconditions = pc
 	}
-	if len(r.CELPreconditions) > 0 && rule.Unsupported == "" {
-		rule.Unsupported = "rule celPreconditions are not supported yet"
-	}
 	var trustedRoot []byte
 	if tr, ok := p.Annotations[verify.TrustedRootAnnotation]; ok {
 		trustedRoot = []byte(tr)

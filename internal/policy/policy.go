@@ -73,9 +73,8 @@ type Rule struct {
 	// (spec §2.3); Preconditions decide whether the rule applies (nil: it does).
 	Context       []*ContextEntry
 	Preconditions *conditions.Conditions
-	// Unsupported is set when the rule uses a feature vouch cannot evaluate yet
-	// (celPreconditions, context entries that read the cluster); such rules fail closed
-	// with this message.
+	// Unsupported is set when the rule uses a feature vouch cannot evaluate yet (context
+	// entries of kinds it cannot load); such rules fail closed with this message.
 	Unsupported   string
 	FailureAction v1.ValidationFailureAction // rule-level action (spec §2.12), before overrides
 	kinds         []string                   // index keys; nil means "any kind"

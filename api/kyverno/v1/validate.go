@@ -138,6 +138,12 @@ func (v *validator) rule(p *Policy, r *Rule, path *field.Path) {
 	if r.Preconditions != nil {
 		v.conditions(r.Preconditions, path.Child("preconditions"))
 	}
+	if len(r.CELPreconditions) > 0 && r.HasVerifyImages() {
+		// Kyverno evaluates celPreconditions only for validate.cel rules: on a verifyImages
+		// rule they are ignored, and so is the narrowing they were meant to bring.
+		v.warnings = append(v.warnings, path.Child("celPreconditions").String()+
+			": celPreconditions are not evaluated for verifyImages rules (Kyverno evaluates them only with validate.cel): the rule applies to every resource it matches")
+	}
 	for name, configs := range r.ImageExtractors {
 		for i, c := range configs {
 			if c.Path == "" {
