@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strings"
 
+	v1 "github.com/vouchproject/vouch/api/kyverno/v1"
 	"github.com/vouchproject/vouch/internal/extract"
+	"github.com/vouchproject/vouch/internal/imageref"
 	"github.com/vouchproject/vouch/internal/policy"
+	"github.com/vouchproject/vouch/internal/registry"
 )
 
 // ruleContext is the outcome of a rule's context, preconditions and substitution (spec §2.3)
@@ -55,8 +58,12 @@ func (ev *evaluation) prepareRule(ctx context.Context, rule *policy.Rule, found 
 		doc["request"] = req
 	}
 	rc := ruleContext{doc: doc, verifications: rule.Verifications}
+	loaders := ev.engine.loaders
+	loaders.ImageData = func(ctx context.Context, reference string, creds *v1.ImageRegistryCredentials) (any, error) {
+		return ev.imageData(ctx, rule, reference, creds)
+	}
 	for _, c := range rule.Context {
-		if err := c.Load(ctx, doc, ev.engine.loaders); err != nil {
+		if err := c.Load(ctx, doc, loaders); err != nil {
 			rc.status, rc.message = Error, "failed to load context: "+err.Error()
 			return rc
 		}
@@ -177,4 +184,27 @@ func stringsToJSON(list []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// imageData reads an imageRegistry context entry's image with the entry's registry
+// credentials (resolved as a verifyImages entry's are, spec §7) within the evaluation's budget.
+func (ev *evaluation) imageData(ctx context.Context, rule *policy.Rule, reference string, creds *v1.ImageRegistryCredentials) (any, error) {
+	if ev.engine.imageData == nil {
+		return nil, errors.New("imageRegistry entries need a registry client")
+	}
+	ref, err := imageref.Parse(reference)
+	if err != nil {
+		return nil, err
+	}
+	if c := ev.engine.credentials; c != nil {
+		ev.mu.Lock()
+		secrets := ev.pullSecrets[rule]
+		ev.mu.Unlock()
+		scope, err := c.Scope(ctx, creds, ev.namespace, secrets)
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		ctx = registry.WithScope(ctx, scope)
+	}
+	return ev.engine.imageData.ImageData(ctx, ref, creds != nil && creds.AllowInsecureRegistry)
 }

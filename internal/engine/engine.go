@@ -70,9 +70,19 @@ type Options struct {
 	Workers int
 	// Observer, when set, is told of every verification the engine runs (for metrics).
 	Observer Observer
-	// Loaders read what rule context entries take from outside the request (ConfigMaps);
-	// the zero value makes such entries fail to load (an error for the rule).
+	// Loaders read what rule context entries take from outside the request (ConfigMaps, API
+	// calls); the zero value makes such entries fail to load (an error for the rule).
+	// Loaders.ImageData is the engine's own (ImageData, with each entry's credentials).
 	Loaders policy.Loaders
+	// ImageData reads image data for imageRegistry context entries; nil means such entries
+	// fail to load.
+	ImageData ImageDataSource
+}
+
+// ImageDataSource reads what Kyverno's imageRegistry context entry holds for an image
+// (registry.Pair.ImageData), with the credentials of the scope ctx carries.
+type ImageDataSource interface {
+	ImageData(ctx context.Context, ref imageref.Ref, insecure bool) (map[string]any, error)
 }
 
 // Observer receives what the engine does, for metrics. Its methods are called on the
@@ -123,6 +133,7 @@ type Engine struct {
 	workers   chan struct{}
 	observer  Observer
 	loaders   policy.Loaders
+	imageData ImageDataSource
 }
 
 // New returns an engine for the given options.
@@ -137,7 +148,7 @@ func New(opts Options) (*Engine, error) {
 		opts.Workers = DefaultWorkers
 	}
 	return &Engine{credentials: opts.Credentials, policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers,
-		cache: opts.Cache, workers: make(chan struct{}, opts.Workers), observer: opts.Observer, loaders: opts.Loaders}, nil
+		cache: opts.Cache, workers: make(chan struct{}, opts.Workers), observer: opts.Observer, loaders: opts.Loaders, imageData: opts.ImageData}, nil
 }
 
 // Policies returns the compiled policy set the engine enforces.

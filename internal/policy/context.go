@@ -12,9 +12,10 @@ import (
 	"github.com/vouchproject/vouch/internal/conditions"
 )
 
-// ContextEntry is one compiled rule context entry (spec §2.3). vouch loads `variable` and
-// `configMap` entries; apiCall, imageRegistry and globalReference entries are Unsupported:
-// loading one is an error, so the rule fails closed.
+// ContextEntry is one compiled rule context entry (spec §2.3). vouch loads `variable`,
+// `configMap`, `apiCall` (GET of a urlPath) and `imageRegistry` entries; globalReference
+// entries and apiCall POST or service calls are Unsupported: loading one is an error, so the
+// rule fails closed.
 type ContextEntry struct {
 	Name string
 	Path string // field path, e.g. "spec.rules[0].context[1]"
@@ -29,6 +30,9 @@ type ContextEntry struct {
 	policyNamespace     string
 	// apiCall.urlPath and apiCall.jmesPath (nil: none).
 	urlPath, callJMESPath *conditions.Template
+	// imageRegistry.reference, imageRegistry.jmesPath (nil: none) and its credentials.
+	imageRef, imageJMESPath *conditions.Template
+	imageCredentials        *v1.ImageRegistryCredentials
 }
 
 // Loaders read what context entries take from outside the request. A nil loader makes the
@@ -38,6 +42,9 @@ type Loaders struct {
 	ConfigMap func(ctx context.Context, namespace, name string) (map[string]any, error)
 	// APICall returns the decoded JSON of a GET of an API server path (apiCall.urlPath).
 	APICall func(ctx context.Context, path string) (any, error)
+	// ImageData returns an image's data from its registry (imageRegistry entries), with the
+	// entry's registry credentials.
+	ImageData func(ctx context.Context, reference string, credentials *v1.ImageRegistryCredentials) (any, error)
 }
 
 // maxContextBytes caps the JSON size of one loaded context entry, as the JSON of a rendered
@@ -75,7 +82,17 @@ func compileContextEntry(e *v1.ContextEntry, path, policyNamespace string) (*Con
 		}
 		return c, nil
 	case e.ImageRegistry != nil:
-		c.Unsupported = "imageRegistry"
+		var err error
+		if c.imageRef, err = conditions.CompileTemplate(e.ImageRegistry.Reference, path+".imageRegistry.reference"); err != nil {
+			return nil, err
+		}
+		if e.ImageRegistry.JMESPath != "" {
+			if c.imageJMESPath, err = conditions.CompileTemplate(e.ImageRegistry.JMESPath, path+".imageRegistry.jmesPath"); err != nil {
+				return nil, err
+			}
+		}
+		c.imageCredentials = e.ImageRegistry.ImageRegistryCredentials
+		return c, nil
 	case e.GlobalReference != nil:
 		c.Unsupported = "globalReference"
 	case e.Variable == nil:
@@ -121,6 +138,8 @@ func (c *ContextEntry) Load(ctx context.Context, doc map[string]any, loaders Loa
 		out, err = c.configMap(ctx, doc, loaders)
 	case c.urlPath != nil:
 		out, err = c.apiCall(ctx, doc, loaders)
+	case c.imageRef != nil:
+		out, err = c.imageData(ctx, doc, loaders)
 	default:
 		out, err = c.evaluate(doc)
 		if err == nil && out == nil {
@@ -301,4 +320,30 @@ func readsSecrets(p string) bool {
 		return true
 	}
 	return false
+}
+
+func (c *ContextEntry) imageData(ctx context.Context, doc map[string]any, loaders Loaders) (any, error) {
+	ref, err := c.imageRef.RenderString(doc)
+	if err != nil {
+		return nil, err
+	}
+	if loaders.ImageData == nil {
+		return nil, errors.New("imageRegistry entries need a registry client")
+	}
+	data, err := loaders.ImageData(ctx, ref, c.imageCredentials)
+	if err != nil {
+		return nil, fmt.Errorf("failed to fetch image data %s: %w", ref, err)
+	}
+	if c.imageJMESPath == nil {
+		return data, nil
+	}
+	expr, err := c.imageJMESPath.RenderString(doc)
+	if err != nil {
+		return nil, err
+	}
+	out, err := conditions.Query(expr, data)
+	if err != nil {
+		return nil, fmt.Errorf("failed to apply JMESPath (%s) results: %w", expr, err)
+	}
+	return out, nil
 }
