@@ -54,7 +54,6 @@ func newEngine(set *policy.Set, regOpts registry.Options, extras ...engineExtras
 
 		Credentials: x.credentials,
 		Loaders:     x.loaders,
-		ImageData:   regs,
 	})
 }
 

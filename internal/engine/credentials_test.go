@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,7 +91,7 @@ func (w *authWorld) engine(t *testing.T, policies string, c *cache.Cache) *Engin
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.registry, e.verifiers, e.credentials, e.cache = regs, map[string]verify.Verifier{"Cosign": cv}, w.creds, c
+	e.registry, e.verifiers, e.credentials, e.cache, e.imageData = regs, map[string]verify.Verifier{"Cosign": cv}, w.creds, c, regs
 	return e
 }
 
@@ -339,5 +340,33 @@ func TestSharedVerificationOwnCredentials(t *testing.T) {
 	sort.Strings(statuses)
 	if want := []string{img + " error", img + " pass"}; strings.Join(statuses, ",") != strings.Join(want, ",") {
 		t.Errorf("outcomes %v, want one error (refused credentials) and one pass", statuses)
+	}
+}
+
+// TestImageRegistryContextCredentials: an imageRegistry context entry reads the image with its
+// own imageRegistryCredentials (resolved like an entry's, spec §7): with the right secret the
+// data loads and the rule verifies; with the wrong one the context cannot load (error, never a
+// pass) and the password appears in no message.
+func TestImageRegistryContextCredentials(t *testing.T) {
+	w := newAuthWorld(t)
+	img := w.reg.Host + "/app:signed"
+	policy := func(secret string) string {
+		return contextPolicy("    context:\n    - name: imageData\n      imageRegistry:\n        reference: \"{{ images.containers.c0.reference }}\"\n"+
+			"        jmesPath: resolvedImage\n        imageRegistryCredentials: {secrets: ["+secret+"]}\n"+
+			"    preconditions:\n      all:\n      - {key: \"{{ imageData }}\", operator: Equals, value: \""+w.reg.Host+"/app@"+w.digest+"\"}\n",
+			w.credsEntry("good"))
+	}
+	e := w.engine(t, policy("good"), nil)
+	if r := firstResult(t, e, pod(t, "default", img)); r.Status != Pass {
+		t.Fatalf("right secret: %+v", r)
+	}
+	e = w.engine(t, policy("bad"), nil)
+	r := firstResult(t, e, pod(t, "default", img))
+	if r.Status != Error || !strings.HasPrefix(r.Message, `failed to load context: context entry "imageData": failed to fetch image data `+img+": ") {
+		t.Fatalf("wrong secret: %+v", r)
+	}
+	calls := w.creds.recorded()
+	if !slices.Contains(calls, "good default ") || !slices.Contains(calls, "bad default ") {
+		t.Errorf("credentials asked %v, want the context entry's secrets", calls)
 	}
 }

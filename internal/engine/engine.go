@@ -74,8 +74,8 @@ type Options struct {
 	// calls); the zero value makes such entries fail to load (an error for the rule).
 	// Loaders.ImageData is the engine's own (ImageData, with each entry's credentials).
 	Loaders policy.Loaders
-	// ImageData reads image data for imageRegistry context entries; nil means such entries
-	// fail to load.
+	// ImageData reads image data for imageRegistry context entries; nil means the Registry's
+	// when it is one (registry.Pair is), else such entries fail to load.
 	ImageData ImageDataSource
 }
 
@@ -146,6 +146,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
+	}
+	if ds, ok := opts.Registry.(ImageDataSource); ok && opts.ImageData == nil {
+		opts.ImageData = ds
 	}
 	return &Engine{credentials: opts.Credentials, policies: opts.Policies, registry: opts.Registry, verifiers: opts.Verifiers,
 		cache: opts.Cache, workers: make(chan struct{}, opts.Workers), observer: opts.Observer, loaders: opts.Loaders, imageData: opts.ImageData}, nil
