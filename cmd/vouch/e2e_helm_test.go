@@ -31,6 +31,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -426,6 +427,28 @@ webhook: {failurePolicy: Ignore, timeoutSeconds: 20}
 				pdb := typed[policyv1.PodDisruptionBudget](t, only(t, objs, "PodDisruptionBudget", "vouch"))
 				if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 || pdb.Spec.MaxUnavailable != nil {
 					t.Errorf("PodDisruptionBudget %+v, want minAvailable 2 only", pdb.Spec)
+				}
+			},
+		},
+		{
+			name: "networkPolicy and rbac.extraRules",
+			values: "networkPolicy: {enabled: true, webhookFrom: [{ipBlock: {cidr: 10.0.0.0/24}}]}\n" +
+				"rbac: {extraRules: [{apiGroups: [apps], resources: [deployments], verbs: [get]}]}\n",
+			kinds: withKinds("Secret", "NetworkPolicy"),
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				np := typed[networkingv1.NetworkPolicy](t, only(t, objs, "NetworkPolicy", "vouch"))
+				d := typed[appsv1.Deployment](t, only(t, objs, "Deployment", "vouch"))
+				if !cmp.Equal(np.Spec.PodSelector.MatchLabels, d.Spec.Selector.MatchLabels) || !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+					t.Errorf("NetworkPolicy selects %v (types %v), want the Deployment's Pods %v, ingress only", np.Spec.PodSelector.MatchLabels, np.Spec.PolicyTypes, d.Spec.Selector.MatchLabels)
+				}
+				in := np.Spec.Ingress
+				if len(in) != 2 || len(in[0].Ports) != 1 || in[0].Ports[0].Port.String() != "https" || len(in[0].From) != 1 || in[0].From[0].IPBlock == nil || in[0].From[0].IPBlock.CIDR != "10.0.0.0/24" ||
+					len(in[1].Ports) != 1 || in[1].Ports[0].Port.String() != "health" || len(in[1].From) != 0 {
+					t.Errorf("ingress %+v, want https from 10.0.0.0/24 and health from anywhere, nothing else", in)
+				}
+				cr := typed[rbacv1.ClusterRole](t, only(t, objs, "ClusterRole", "vouch"))
+				if got := verbsFor(cr.Rules, "apps", "deployments"); !cmp.Equal(got, []string{"get"}) {
+					t.Errorf("ClusterRole verbs on apps/deployments = %v, want [get] from rbac.extraRules", got)
 				}
 			},
 		},
