@@ -50,6 +50,6 @@ func (a *APICalls) Get(ctx context.Context, path string) (any, error) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fetched{err: fmt.Errorf("the answer is not JSON: %w", err)}, nil
 		}
-		return fetched{value: v}, nil
+		return fetched{value: v, size: int64(len(b))}, nil
 	})
 }

@@ -63,3 +63,20 @@ func TestAPICalls(t *testing.T) {
 		t.Errorf("text: %v", err)
 	}
 }
+
+// TestFetchCacheBytes: the answers kept are bounded in bytes as well as in number.
+func TestFetchCacheBytes(t *testing.T) {
+	c := newFetchCache(ConfigMapTTL)
+	big := func(context.Context) (fetched, error) { return fetched{value: "x", size: 2 << 20}, nil }
+	for i := 0; i < 100; i++ {
+		if _, err := c.get(context.Background(), strings.Repeat("k", i+1), big); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		n, b := len(c.entries), c.bytes
+		c.mu.Unlock()
+		if b > maxFetchedBytes || int64(n)*(2<<20) != b {
+			t.Fatalf("after %d answers: %d kept, %d bytes (limit %d)", i+1, n, b, maxFetchedBytes)
+		}
+	}
+}

@@ -58,8 +58,10 @@ func (c *ConfigMaps) fetch(ctx context.Context, namespace, name string) (fetched
 		return fetched{}, err
 	}
 	data := make(map[string]any, len(cm.Data))
+	size := int64(len(b))
 	for k, v := range cm.Data {
 		data[k] = v
+		size += int64(len(k) + len(v))
 	}
-	return fetched{value: map[string]any{"data": data, "metadata": meta}}, nil
+	return fetched{value: map[string]any{"data": data, "metadata": meta}, size: size}, nil
 }

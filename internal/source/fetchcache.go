@@ -17,6 +17,7 @@ type fetchCache struct {
 
 	mu      sync.Mutex
 	entries map[string]fetched
+	bytes   int64 // sum of the entries' sizes
 	flight  singleflight.Group
 }
 
@@ -26,11 +27,15 @@ type fetched struct {
 	value any
 	err   error
 	at    time.Time
+	size  int64 // bytes of the answer as read
 }
 
-// maxFetched bounds the answers kept; policies name few objects, but names may come from
-// variables.
-const maxFetched = 4096
+// maxFetched and maxFetchedBytes bound the answers kept; policies name few objects, but names
+// may come from variables, and one answer may be 2 MiB (an apiCall) or 1 MiB (a ConfigMap).
+const (
+	maxFetched      = 4096
+	maxFetchedBytes = 64 << 20
+)
 
 // fetchTimeout bounds one fetch, which the admissions waiting for it share.
 const fetchTimeout = 5 * time.Second
@@ -61,10 +66,14 @@ func (c *fetchCache) get(ctx context.Context, key string, fetch func(context.Con
 		}
 		e.at = at
 		c.mu.Lock()
-		if len(c.entries) >= maxFetched {
-			c.entries = map[string]fetched{}
+		if prev, ok := c.entries[key]; ok {
+			c.bytes -= prev.size
+		}
+		if len(c.entries) >= maxFetched || c.bytes+e.size > maxFetchedBytes {
+			c.entries, c.bytes = map[string]fetched{}, 0
 		}
 		c.entries[key] = e
+		c.bytes += e.size
 		c.mu.Unlock()
 		return e, nil
 	})
