@@ -82,6 +82,10 @@ type Value struct {
 func CompileValue(v any, path string) (*Value, error) {
 	cv, err := compileValue(v)
 	if err != nil {
+		// The error names the field inside the value: <path>.attestors[0].keys.publicKeys: ...
+		if ve, ok := err.(*valueError); ok {
+			return nil, fmt.Errorf("%s: %w", ve.fieldPath(path), ve.err)
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &Value{v: cv, path: path}, nil
@@ -111,4 +115,12 @@ func Query(expr string, doc any) (any, error) {
 	}
 	e := evaluator{root: doc, now: time.Now()}
 	return e.search(x)
+}
+
+// CheckExpression reports whether expr is a valid JMESPath expression with Kyverno's functions.
+func CheckExpression(expr string) error {
+	if _, err := compileVariableExpression(expr); err != nil {
+		return fmt.Errorf("invalid JMESPath expression %q: %w", expr, err)
+	}
+	return nil
 }

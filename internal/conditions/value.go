@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // value is a condition key or value: JSON in which every string may hold variables.
@@ -33,7 +34,7 @@ func compileValue(v any) (value, error) {
 		out := value{kind: 'a', list: make([]value, len(x))}
 		for i, e := range x {
 			if out.list[i], err = compileValue(e); err != nil {
-				return value{}, fmt.Errorf("[%d]: %w", i, err)
+				return value{}, within(fmt.Sprintf("[%d]", i), err)
 			}
 		}
 		return out, nil
@@ -47,11 +48,11 @@ func compileValue(v any) (value, error) {
 		for _, k := range names {
 			kt, err := compileTemplate(k)
 			if err != nil {
-				return value{}, fmt.Errorf("%s: %w", k, err)
+				return value{}, within(k, err)
 			}
 			vv, err := compileValue(x[k])
 			if err != nil {
-				return value{}, fmt.Errorf("%s: %w", k, err)
+				return value{}, within(k, err)
 			}
 			out.keys, out.vals = append(out.keys, kt), append(out.vals, vv)
 		}
@@ -167,4 +168,35 @@ func normalize(v any) (any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// valueError is an error at a place inside a compiled value: its object keys and array
+// indexes from the outside in ("attestors", "[0]", ...). It reads "attestors: [0]: <err>".
+type valueError struct {
+	at  []string
+	err error
+}
+
+func (e *valueError) Error() string { return strings.Join(e.at, ": ") + ": " + e.err.Error() }
+func (e *valueError) Unwrap() error { return e.err }
+
+// fieldPath renders the place as a field path below a parent: parent.attestors[0].keys.
+func (e *valueError) fieldPath(parent string) string {
+	var b strings.Builder
+	b.WriteString(parent)
+	for _, s := range e.at {
+		if !strings.HasPrefix(s, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// within places err at key (or index) seg of the value being compiled.
+func within(seg string, err error) error {
+	if ve, ok := err.(*valueError); ok {
+		return &valueError{at: append([]string{seg}, ve.at...), err: ve.err}
+	}
+	return &valueError{at: []string{seg}, err: err}
 }

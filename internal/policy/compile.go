@@ -135,7 +135,7 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 		cp := path.Child("context").Index(i)
 		c, err := compileContextEntry(&r.Context[i], cp.String(), p.Namespace)
 		if err != nil {
-			errs = append(errs, field.Invalid(cp, field.OmitValueType{}, err.Error()))
+			errs = append(errs, conditionsError(err, cp))
 			continue
 		}
 		if c.Unsupported != "" && rule.Unsupported == "" {
@@ -165,7 +165,7 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 		if v1HasVariables(&r.VerifyImages[i]) {
 			t, err := newEntryTemplate(&r.VerifyImages[i], i, vp)
 			if err != nil {
-				errs = append(errs, field.Invalid(vp, field.OmitValueType{}, err.Error()))
+				errs = append(errs, conditionsError(err, vp))
 				continue
 			}
 			t.trustedRoot = trustedRoot

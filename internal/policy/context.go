@@ -76,7 +76,7 @@ func compileContextEntry(e *v1.ContextEntry, path, policyNamespace string) (*Con
 			return nil, err
 		}
 		if e.APICall.JMESPath != "" {
-			if c.callJMESPath, err = conditions.CompileTemplate(e.APICall.JMESPath, path+".apiCall.jmesPath"); err != nil {
+			if c.callJMESPath, err = compileExpressionTemplate(e.APICall.JMESPath, path+".apiCall.jmesPath"); err != nil {
 				return nil, err
 			}
 		}
@@ -87,7 +87,7 @@ func compileContextEntry(e *v1.ContextEntry, path, policyNamespace string) (*Con
 			return nil, err
 		}
 		if e.ImageRegistry.JMESPath != "" {
-			if c.imageJMESPath, err = conditions.CompileTemplate(e.ImageRegistry.JMESPath, path+".imageRegistry.jmesPath"); err != nil {
+			if c.imageJMESPath, err = compileExpressionTemplate(e.ImageRegistry.JMESPath, path+".imageRegistry.jmesPath"); err != nil {
 				return nil, err
 			}
 		}
@@ -108,7 +108,7 @@ func compileContextEntry(e *v1.ContextEntry, path, policyNamespace string) (*Con
 		}
 	}
 	if e.Variable.JMESPath != "" {
-		if c.jmesPath, err = conditions.CompileTemplate(e.Variable.JMESPath, path+".variable.jmesPath"); err != nil {
+		if c.jmesPath, err = compileExpressionTemplate(e.Variable.JMESPath, path+".variable.jmesPath"); err != nil {
 			return nil, err
 		}
 	}
@@ -346,4 +346,20 @@ func (c *ContextEntry) imageData(ctx context.Context, doc map[string]any, loader
 		return nil, fmt.Errorf("failed to apply JMESPath (%s) results: %w", expr, err)
 	}
 	return out, nil
+}
+
+// compileExpressionTemplate compiles a jmesPath field: a template whose variables are
+// substituted first; when it has none, the expression itself is checked now, so that a policy
+// with an invalid expression is refused when it is loaded rather than at every admission.
+func compileExpressionTemplate(expr, path string) (*conditions.Template, error) {
+	t, err := conditions.CompileTemplate(expr, path)
+	if err != nil {
+		return nil, err
+	}
+	if !v1.HasVariables(expr) {
+		if err := conditions.CheckExpression(expr); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return t, nil
 }

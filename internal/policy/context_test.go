@@ -43,7 +43,7 @@ func TestContextEntryLoad(t *testing.T) {
 			`context entry "e": e.variable.value: variable substitution failed: `},
 		{"jmesPath not a string", v1.Variable{JMESPath: "{{ request.object.metadata.labels }}"}, nil,
 			`context entry "e": e.variable.jmesPath: the expression did not resolve to a string`},
-		{"invalid jmesPath", v1.Variable{JMESPath: "a[["}, nil, `context entry "e": failed to apply jmespath a[[: invalid JMESPath expression`},
+		{"jmesPath invalid once substituted", v1.Variable{JMESPath: "{{ request.namespace }}[["}, nil, `context entry "e": failed to apply jmespath team-a[[: invalid JMESPath expression`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", Variable: &tc.v}, "e", "")
@@ -328,6 +328,47 @@ func TestAPICallEntry(t *testing.T) {
 		}
 		if err := c.Load(context.Background(), map[string]any{}, loaders); err == nil || !strings.Contains(err.Error(), "entries are not supported yet") {
 			t.Errorf("%+v: %v, want unsupported", method, err)
+		}
+	}
+}
+
+// TestContextLoadErrors: a context entry, precondition or entry template that cannot compile
+// is refused when the policy is loaded, each problem at its own field path.
+func TestContextLoadErrors(t *testing.T) {
+	err := loadErr(t, `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: bad}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: r
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    context:
+    - name: x
+      variable: {jmesPath: "a[["}
+    - name: z
+      apiCall: {urlPath: "/api/v1/{{ a[[ }}"}
+    - name: w
+      imageRegistry: {reference: "{{ images.containers.a.reference }}", jmesPath: "length(@, @)"}
+    preconditions:
+      all:
+      - {key: "{{ b[[ }}", operator: Equals, value: 1}
+    verifyImages:
+    - imageReferences: ["ghcr.io/*"]
+      mutateDigest: false
+      attestors:
+      - entries:
+        - keys: {publicKeys: "{{ c[[ }}"}
+`)
+	for _, want := range []string{
+		`spec.rules[0].context[0].variable.jmesPath: Invalid value: invalid JMESPath expression "a[["`,
+		`spec.rules[0].context[1].apiCall.urlPath: Invalid value: invalid variable {{ a[[ }}`,
+		`spec.rules[0].context[2].imageRegistry.jmesPath: Invalid value: invalid JMESPath expression "length(@, @)"`,
+		`spec.rules[0].preconditions.all[0].key: Invalid value: invalid variable {{ b[[ }}`,
+		`spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.publicKeys: Invalid value: invalid variable {{ c[[ }}`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
 }
