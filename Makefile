@@ -16,6 +16,7 @@ FUZZ_TARGETS := \
 	./internal/imageref:FuzzMatch \
 	./internal/extract:FuzzImages \
 	./internal/manifest:FuzzSplit \
+	./internal/policy:FuzzCompile \
 	./internal/engine:FuzzEvaluate \
 	./internal/conditions:FuzzEvaluate \
 	./internal/registry:FuzzChallengeRewrite \
