@@ -59,8 +59,9 @@ func TestApplyTimeoutBoundsHostileRegistry(t *testing.T) {
 	}
 }
 
-// TestRegistryFlagsValidated: an invalid --registry-token-realms entry or a non-positive
-// --registry-max-in-flight is bad usage (exit 2) naming the flag.
+// TestRegistryFlagsValidated: an invalid --registry-token-realms entry, a non-positive
+// --registry-max-in-flight or a --registry-circuit-cooldown outside 1s–10m is bad usage (exit 2)
+// naming the flag.
 func TestRegistryFlagsValidated(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"p.yaml": cliPolicy, "r.yaml": cliPods})
 	p, r := filepath.Join(dir, "p.yaml"), filepath.Join(dir, "r.yaml")
@@ -71,6 +72,8 @@ func TestRegistryFlagsValidated(t *testing.T) {
 		{[]string{"apply", p, "-r", r, "--registry-token-realms", "https://auth.example.com/token"}, `--registry-token-realms: invalid registry options: token realm "https://auth.example.com/token": not a host`},
 		{[]string{"apply", p, "-r", r, "--registry-token-realms", "auth.example.com,*"}, `token realm "*": a top-level "*" would match any host`},
 		{[]string{"serve", "--tls-self-signed", "--policies", p, "--registry-max-in-flight", "0"}, "--registry-max-in-flight must be positive"},
+		{[]string{"serve", "--tls-self-signed", "--policies", p, "--registry-circuit-cooldown", "100ms"}, "--registry-circuit-cooldown must be between 1s and 10m"},
+		{[]string{"serve", "--tls-self-signed", "--policies", p, "--registry-circuit-cooldown", "1h"}, "--registry-circuit-cooldown must be between 1s and 10m"},
 		{[]string{"serve", "--tls-self-signed", "--policies", p, "--registry-token-realms", "a.*.b:99999"}, `token realm "a.*.b:99999": invalid port`},
 	} {
 		code, _, stderr := runCLI(tt.args...)

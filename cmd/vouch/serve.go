@@ -54,8 +54,9 @@ type serveOptions struct {
 
 	creds credentialFlags // registry credentials (docs/CREDENTIALS.md)
 
-	tokenRealms []string // --registry-token-realms
-	maxInFlight int      // --registry-max-in-flight
+	tokenRealms []string      // --registry-token-realms
+	maxInFlight int           // --registry-max-in-flight
+	cooldown    time.Duration // --registry-circuit-cooldown
 }
 
 func serveCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -94,6 +95,8 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	o.creds.register(f)
 	f.StringSliceVar(&o.tokenRealms, "registry-token-realms", nil, registryTokenRealmsUsage)
 	f.IntVar(&o.maxInFlight, "registry-max-in-flight", registry.DefaultMaxInFlightPerRegistry, "requests in flight to one registry host at most")
+	f.DurationVar(&o.cooldown, "registry-circuit-cooldown", registry.DefaultBreakerCooldown,
+		"how long a registry host's open circuit fails requests at once before one probes it (under failurePolicy Ignore, how long a recovered registry's images may still be admitted unverified)")
 	return cmd
 }
 
@@ -145,7 +148,10 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if o.maxInFlight <= 0 {
 		return invalid(errors.New("serve: --registry-max-in-flight must be positive"))
 	}
-	regOpts := registry.Options{Metrics: obs.requests, TokenRealms: o.tokenRealms, MaxInFlightPerRegistry: o.maxInFlight}
+	if o.cooldown < time.Second || o.cooldown > 10*time.Minute {
+		return invalid(errors.New("serve: --registry-circuit-cooldown must be between 1s and 10m"))
+	}
+	regOpts := registry.Options{Metrics: obs.requests, TokenRealms: o.tokenRealms, MaxInFlightPerRegistry: o.maxInFlight, BreakerCooldown: o.cooldown}
 	if _, err := registry.New(regOpts); err != nil {
 		return invalid(fmt.Errorf("serve: --registry-token-realms: %w", err))
 	}
