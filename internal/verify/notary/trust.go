@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/notaryproject/notation-core-go/revocation"
 	"github.com/notaryproject/notation-core-go/revocation/crl"
@@ -82,6 +83,7 @@ func policyFor(repo string, withTSA bool) *trustpolicy.Document {
 type trustVerifier struct {
 	nv         notation.Verifier
 	revocation *recorder
+	recheck    time.Duration // how long a pass that rests on a revocation check holds
 }
 
 // newTrustVerifier builds the trust store, trust policy and notation verifier of an attestor.
@@ -121,20 +123,28 @@ func (v *Verifier) newTrustVerifier(a *verify.Attestor, repo string) (*trustVeri
 	if err != nil {
 		return nil, verify.Errorf(verify.CodeUnsupported, fmt.Sprintf("building the trust policy for %s", repo), err)
 	}
-	return &trustVerifier{nv: nv, revocation: rec}, nil
+	return &trustVerifier{nv: nv, revocation: rec, recheck: v.revocationRecheck}, nil
 }
 
 // recorder remembers whether a revocation check of the current signature ended with an
 // unknown status (no responder answered) rather than a revoked certificate.
 type recorder struct {
-	mu    sync.Mutex
-	unkwn bool
+	mu      sync.Mutex
+	unkwn   bool
+	checked bool // a certificate's status was checked and found good (it is revocable)
 }
 
 func (r *recorder) reset() {
 	r.mu.Lock()
-	r.unkwn = false
+	r.unkwn, r.checked = false, false
 	r.mu.Unlock()
+}
+
+// revocable reports whether the last signature's verification rested on a revocation check.
+func (r *recorder) revocable() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.checked
 }
 
 func (r *recorder) unknown() bool {
@@ -155,21 +165,26 @@ func (r *recordingValidator) ValidateContext(ctx context.Context, opts revocatio
 	if err != nil {
 		return res, err
 	}
-	revoked, unknown := false, false
+	revoked, unknown, checked := false, false, false
 	for _, c := range res {
 		switch c.Result {
 		case result.ResultRevoked:
 			revoked = true
-		case result.ResultOK, result.ResultNonRevokable:
+		case result.ResultOK:
+			checked = true
+		case result.ResultNonRevokable:
 		default:
 			unknown = true
 		}
 	}
+	r.rec.mu.Lock()
 	if unknown && !revoked {
-		r.rec.mu.Lock()
 		r.rec.unkwn = true
-		r.rec.mu.Unlock()
 	}
+	if checked {
+		r.rec.checked = true
+	}
+	r.rec.mu.Unlock()
 	return res, err
 }
 

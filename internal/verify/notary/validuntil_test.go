@@ -3,6 +3,7 @@ package notary
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,44 @@ func TestAttestationsValidUntil(t *testing.T) {
 		t.Errorf("ValidUntil = %v, want %v", until, soon.Cert.NotAfter)
 	}
 	var _ verify.AttestationVerifier = w.verifier
+}
+
+// TestValidUntilRevocationRecheck: a pass that rests on a revocation check (a certificate
+// with a CRL or OCSP endpoint, found good) holds no longer than the recheck interval, so a
+// cached pass sees a revocation within it; a chain without endpoints is not revocable and is
+// bounded by its certificates only.
+func TestValidUntilRevocationRecheck(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, true)
+	resp := notarytest.NewResponder()
+	t.Cleanup(resp.Close)
+	resp.AddCA("inter", w.inter)
+	for _, tc := range []struct {
+		name      string
+		endpoints notarytest.Endpoints
+		revocable bool
+	}{
+		{"CRL", notarytest.Endpoints{CRL: resp.CRL("inter")}, true},
+		{"OCSP", notarytest.Endpoints{OCSP: resp.OCSP("inter")}, true},
+		{"no endpoints", notarytest.Endpoints{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			leaf := w.issue(notarytest.LeafOptions{Validity: notarytest.Around(-time.Hour, 24*time.Hour), Endpoints: tc.endpoints})
+			s := w.push(strings.ReplaceAll(strings.ToLower(tc.name), " ", "-") + ":1")
+			w.sign(s, leaf, SignOptions{})
+			start := time.Now()
+			ev, err := w.verifier.Verify(context.Background(), fresh(s), entry(), trusting(w.root.Cert))
+			if err != nil {
+				t.Fatalf("want a pass, got %v", err)
+			}
+			recheck := start.Add(DefaultRevocationRecheck)
+			switch {
+			case tc.revocable && (ev.ValidUntil.Before(start) || ev.ValidUntil.After(time.Now().Add(DefaultRevocationRecheck))):
+				t.Errorf("ValidUntil = %v, want about %v (the recheck interval)", ev.ValidUntil, recheck)
+			case !tc.revocable && !ev.ValidUntil.Equal(leaf.Cert.NotAfter):
+				t.Errorf("ValidUntil = %v, want the leaf's NotAfter %v", ev.ValidUntil, leaf.Cert.NotAfter)
+			}
+		})
+	}
 }

@@ -26,6 +26,10 @@ const (
 	DefaultMaxPayloadBytes = 10_000_000
 	// DefaultRevocationTimeout bounds one OCSP or CRL request (the context may end it sooner).
 	DefaultRevocationTimeout = 5 * time.Second
+	// DefaultRevocationRecheck is how long a pass that rests on a revocation check (a
+	// certificate with OCSP or CRL endpoints, found good) holds: a cached pass is verified —
+	// and the certificate's revocation checked — again after it.
+	DefaultRevocationRecheck = 5 * time.Minute
 )
 
 // Media and artifact types of notation's storage layout.
@@ -52,6 +56,9 @@ type Options struct {
 	RevocationTransport http.RoundTripper
 	// RevocationTimeout bounds one OCSP or CRL request; 0 means DefaultRevocationTimeout.
 	RevocationTimeout time.Duration
+	// RevocationRecheck bounds how long a pass that rests on a revocation check holds (its
+	// ValidUntil); 0 means DefaultRevocationRecheck.
+	RevocationRecheck time.Duration
 }
 
 // Verifier verifies Notary signatures and attestations. It is safe for concurrent use.
@@ -61,6 +68,8 @@ type Verifier struct {
 	maxEnvelopeBytes int64
 	maxPayloadBytes  int64
 	revocationHTTP   *http.Client
+	// revocationRecheck bounds a pass that rests on a revocation check.
+	revocationRecheck time.Duration
 }
 
 var (
@@ -73,7 +82,7 @@ func New(opts Options) (*Verifier, error) {
 	if opts.Registry == nil {
 		return nil, errors.New("notary: Options.Registry is required")
 	}
-	if opts.MaxSignatures < 0 || opts.MaxEnvelopeBytes < 0 || opts.MaxPayloadBytes < 0 || opts.RevocationTimeout < 0 {
+	if opts.MaxSignatures < 0 || opts.MaxEnvelopeBytes < 0 || opts.MaxPayloadBytes < 0 || opts.RevocationTimeout < 0 || opts.RevocationRecheck < 0 {
 		return nil, errors.New("notary: limits must not be negative")
 	}
 	v := &Verifier{
@@ -81,6 +90,8 @@ func New(opts Options) (*Verifier, error) {
 		maxSignatures:    orDefault(opts.MaxSignatures, DefaultMaxSignatures),
 		maxEnvelopeBytes: orDefault(opts.MaxEnvelopeBytes, DefaultMaxEnvelopeBytes),
 		maxPayloadBytes:  orDefault(opts.MaxPayloadBytes, DefaultMaxPayloadBytes),
+
+		revocationRecheck: orDefault(opts.RevocationRecheck, DefaultRevocationRecheck),
 	}
 	base := opts.RevocationTransport
 	if base == nil {
@@ -231,7 +242,13 @@ func (tv *trustVerifier) verify(ctx context.Context, target *artifact, sig *sigE
 		SignatureMediaType: sig.mediaType,
 	})
 	if err == nil {
-		return validUntil(outcome, start), nil
+		until := validUntil(outcome, start)
+		if tv.revocation.revocable() {
+			// The certificate was good when asked; a revocation later must be seen: the
+			// pass holds no longer than the recheck interval.
+			until = verify.Earliest(until, start.Add(tv.recheck))
+		}
+		return until, nil
 	}
 	if ctx.Err() != nil {
 		return time.Time{}, verify.Errorf(verify.CodeTimeout, what+": verification deadline exceeded", context.Cause(ctx))
