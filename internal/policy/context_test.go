@@ -231,12 +231,7 @@ func TestConfigMapEntry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got = nil
 			ref := tc.ref
-			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", ConfigMap: &ref}, "e", tc.policyNS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := map[string]any{"request": doc["request"]}
-			err = c.Load(context.Background(), d, loaders)
+			value, err := loadEntry(t, &v1.ContextEntry{Name: "e", ConfigMap: &ref}, tc.policyNS, doc["request"], loaders)
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || len(got) != 0 {
 					t.Fatalf("err = %v (read %v), want %q and nothing read", err, got, tc.wantErr)
@@ -246,7 +241,7 @@ func TestConfigMapEntry(t *testing.T) {
 			if err != nil || len(got) != 1 || got[0] != tc.read {
 				t.Fatalf("read %v, err %v; want %s", got, err, tc.read)
 			}
-			if diff := cmp.Diff(map[string]any{"data": map[string]any{"k": "v"}}, d["e"]); diff != "" {
+			if diff := cmp.Diff(map[string]any{"data": map[string]any{"k": "v"}}, value); diff != "" {
 				t.Errorf("entry (-want +got):\n%s", diff)
 			}
 		})
@@ -295,12 +290,7 @@ func TestAPICallEntry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got = nil
 			call := tc.call
-			c, err := compileContextEntry(&v1.ContextEntry{Name: "e", APICall: &call}, "e", tc.policyNS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := map[string]any{"request": doc["request"]}
-			err = c.Load(context.Background(), d, loaders)
+			value, err := loadEntry(t, &v1.ContextEntry{Name: "e", APICall: &call}, tc.policyNS, doc["request"], loaders)
 			if tc.read != "" && (len(got) != 1 || got[0] != tc.read) {
 				t.Errorf("read %v, want %s", got, tc.read)
 			}
@@ -316,7 +306,7 @@ func TestAPICallEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, d["e"]); diff != "" {
+			if diff := cmp.Diff(tc.want, value); diff != "" {
 				t.Errorf("entry (-want +got):\n%s", diff)
 			}
 		})
@@ -371,4 +361,17 @@ spec:
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+}
+
+// loadEntry compiles the context entry e of a policy in policyNS ("" for a ClusterPolicy) and
+// loads it into a document holding request, returning the value it set.
+func loadEntry(t *testing.T, e *v1.ContextEntry, policyNS string, request any, loaders Loaders) (any, error) {
+	t.Helper()
+	c, err := compileContextEntry(e, "e", policyNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := map[string]any{"request": request}
+	err = c.Load(context.Background(), d, loaders)
+	return d[e.Name], err
 }
