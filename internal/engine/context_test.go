@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -252,5 +253,44 @@ func TestConfigMapContext(t *testing.T) {
 	}
 	if want := []string{"kyverno/keys", "kyverno/keys", "kyverno/missing"}; !slices.Equal(asked, want) {
 		t.Errorf("ConfigMaps read %v, want %v", asked, want)
+	}
+}
+
+// TestContextKeyPerNamespaceConcurrently: admissions of the same image in two namespaces whose
+// keys differ, evaluated at once through one cache (and its sharing of verifications in
+// flight), each get their own namespace's verdict.
+func TestContextKeyPerNamespaceConcurrently(t *testing.T) {
+	w := newWorld(t)
+	e := w.engineFor(t, contextPolicy(teamKeys(w), keyFromVariable))
+	c, err := cache.New(cache.Options{Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cache = c
+	img := w.reg.Host + "/app:signed"
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := 0; i < 64; i++ {
+		ns, want := "team-a", Pass
+		if i%2 == 1 {
+			ns, want = "team-b", Fail
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := e.Evaluate(context.Background(), Request{Object: pod(t, ns, img)})
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			if len(resp.Results) != 1 || resp.Results[0].Status != want {
+				errs <- fmt.Sprintf("%s: %+v, want %s", ns, resp.Results, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
