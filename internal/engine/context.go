@@ -162,22 +162,6 @@ func failImages(images []*imageState, detail string) {
 	}
 }
 
-// hasConditions reports whether any entry of the rule evaluates conditions (attestation
-// conditions or validate.deny), which see the rule's document.
-func hasConditions(rule *policy.Rule) bool {
-	for _, v := range rule.Verifications {
-		if v.Deny != nil {
-			return true
-		}
-		for _, a := range v.Attestations {
-			if len(a.Conditions) > 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func stringsToJSON(list []string) []any {
 	out := make([]any, len(list))
 	for i, s := range list {

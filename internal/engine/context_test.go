@@ -52,11 +52,7 @@ func teamKeys(w *world) string {
 func TestContextKeyPerNamespace(t *testing.T) {
 	w := newWorld(t)
 	e := w.engineFor(t, contextPolicy(teamKeys(w), keyFromVariable))
-	c, err := cache.New(cache.Options{Enabled: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cache = c
+	c := withCache(t, e)
 	img := w.reg.Host + "/app:signed"
 	a := evaluate(t, e, pod(t, "team-a", img), nil)
 	if len(a) != 1 || a[0].Status != Pass || a[0].Message != "verified image signatures for "+img {
@@ -230,11 +226,7 @@ func TestConfigMapContext(t *testing.T) {
 	ctxEntry := "    context:\n    - name: keys\n      configMap: {name: \"{{ request.object.metadata.labels.keys || 'keys' }}\", namespace: kyverno}\n"
 	e := w.engineFor(t, contextPolicy(ctxEntry, strings.Replace(keyFromVariable, "{{ key }}", "{{ keys.data.pub }}", 1)))
 	e.loaders = policy.Loaders{ConfigMap: loader}
-	c, err := cache.New(cache.Options{Enabled: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cache = c
+	withCache(t, e)
 	img := w.reg.Host + "/app:signed"
 	if got := evaluate(t, e, pod(t, "default", img), nil); len(got) != 1 || got[0].Status != Pass {
 		t.Fatalf("k1 in the ConfigMap: %+v, want pass", got)
@@ -262,11 +254,7 @@ func TestConfigMapContext(t *testing.T) {
 func TestContextKeyPerNamespaceConcurrently(t *testing.T) {
 	w := newWorld(t)
 	e := w.engineFor(t, contextPolicy(teamKeys(w), keyFromVariable))
-	c, err := cache.New(cache.Options{Enabled: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cache = c
+	withCache(t, e)
 	img := w.reg.Host + "/app:signed"
 	var wg sync.WaitGroup
 	errs := make(chan string, 64)
@@ -293,4 +281,15 @@ func TestContextKeyPerNamespaceConcurrently(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// withCache gives the engine a verification cache with the default options and returns it.
+func withCache(t *testing.T, e *Engine) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(cache.Options{Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cache = c
+	return c
 }

@@ -62,7 +62,7 @@ func (ev *evaluation) mutateRule(ctx context.Context, rule *policy.Rule, req *po
 		return st
 	}
 	verifications := rule.Verifications
-	if rule.NeedsContext() || hasConditions(rule) {
+	if rule.BuildsDocument() {
 		rc := ev.prepareRule(ctx, rule, found)
 		if ev.docs == nil {
 			ev.docs = map[*policy.Rule]map[string]any{}

@@ -173,6 +173,7 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 		}
 		rule.Verifications = append(rule.Verifications, v)
 	}
+	rule.decideDocument()
 	return rule, errs
 }
 

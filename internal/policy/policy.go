@@ -78,6 +78,8 @@ type Rule struct {
 	Unsupported   string
 	FailureAction v1.ValidationFailureAction // rule-level action (spec §2.12), before overrides
 	kinds         []string                   // index keys; nil means "any kind"
+	// needsContext and buildsDocument: see NeedsContext and BuildsDocument.
+	needsContext, buildsDocument bool
 }
 
 // Verification is one compiled verifyImages entry (legacy fields converted, defaults applied).
@@ -107,18 +109,26 @@ type Verification struct {
 	template *entryTemplate
 }
 
-// NeedsContext reports whether evaluating the rule needs its context document: context
-// entries, preconditions or entries with variables.
-func (r *Rule) NeedsContext() bool {
-	if len(r.Context) > 0 || r.Preconditions != nil {
-		return true
-	}
+// NeedsContext reports whether evaluating the rule needs its context loaded: context
+// entries, preconditions or entries with variables (decided when the rule is compiled).
+func (r *Rule) NeedsContext() bool { return r.needsContext }
+
+// BuildsDocument reports whether an evaluation builds the rule's context document: it needs
+// its context, or an entry evaluates conditions (attestation conditions, validate.deny),
+// which read the document (decided when the rule is compiled).
+func (r *Rule) BuildsDocument() bool { return r.buildsDocument }
+
+// decideDocument sets what NeedsContext and BuildsDocument report, once the rule is compiled.
+func (r *Rule) decideDocument() {
+	r.needsContext = len(r.Context) > 0 || r.Preconditions != nil
+	r.buildsDocument = r.needsContext
 	for _, v := range r.Verifications {
-		if v.template != nil {
-			return true
+		r.needsContext = r.needsContext || v.template != nil
+		r.buildsDocument = r.buildsDocument || v.template != nil || v.Deny != nil
+		for _, a := range v.Attestations {
+			r.buildsDocument = r.buildsDocument || len(a.Conditions) > 0
 		}
 	}
-	return false
 }
 
 // NeedsVerification reports whether the entry checks signatures or attestations (an entry
