@@ -79,6 +79,15 @@ func hostile(t *testing.T) *hostileWorld {
 		t.Fatal(err)
 	}
 	w.key = env.generateKeyPair(t, cosign, "hostile")
+	// The world outlives this test (and its TempDir): keep the key pair with the world.
+	for _, f := range []*string{&w.key.private, &w.key.public} {
+		b, err := os.ReadFile(*f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*f = filepath.Join(w.dir, filepath.Base(*f))
+		writeFile(t, *f, string(b))
+	}
 	sign := func(host, repo string) string {
 		d := pushRandom(t, host, repo+":v1")
 		env.mustRun(t, "", nil, cosign, "sign", "--key", w.key.private, "--tlog-upload=false", "-y", host+"/"+repo+"@"+d)
