@@ -107,7 +107,11 @@ func (o *applyOptions) run(ctx context.Context, policyPaths []string, stdout, st
 	if _, err := registry.New(registry.Options{TokenRealms: o.tokenRealms}); err != nil {
 		return invalid(fmt.Errorf("apply: --registry-token-realms: %w", err))
 	}
-	eng, err := newEngine(set, registry.Options{TokenRealms: o.tokenRealms}, engineExtras{credentials: creds, loaders: configMapsFrom(objects)})
+	loaders, err := resourceLoaders(objects)
+	if err != nil {
+		return invalid(fmt.Errorf("apply: %w", err))
+	}
+	eng, err := newEngine(set, registry.Options{TokenRealms: o.tokenRealms}, engineExtras{credentials: creds, loaders: loaders})
 	if err != nil {
 		return err
 	}

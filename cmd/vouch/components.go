@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/vouchproject/vouch/internal/cache"
@@ -57,14 +58,29 @@ func newEngine(set *policy.Set, regOpts registry.Options, extras ...engineExtras
 	})
 }
 
-// configMapsFrom is the ConfigMap loader of `vouch apply`: the ConfigMaps among the resources.
-func configMapsFrom(objs []manifest.Object) policy.Loaders {
+// resourceLoaders are the context loaders of `vouch apply`: the ConfigMaps among the resources,
+// and the public keys (cosign.pub) of the Secrets among them for keys.secret and k8s://
+// references.
+func resourceLoaders(objs []manifest.Object) (policy.Loaders, error) {
 	cms := manifest.ConfigMaps(objs)
-	return policy.Loaders{ConfigMap: func(_ context.Context, namespace, name string) (map[string]any, error) {
-		cm, ok := cms[namespace+"/"+name]
-		if !ok {
-			return nil, fmt.Errorf("configmaps %q not found among the resources", name)
-		}
-		return cm, nil
-	}}
+	keys, err := manifest.SecretData(objs, policy.SecretKeyName)
+	if err != nil {
+		return policy.Loaders{}, err
+	}
+	return policy.Loaders{
+		ConfigMap: func(_ context.Context, namespace, name string) (map[string]any, error) {
+			cm, ok := cms[namespace+"/"+name]
+			if !ok {
+				return nil, fmt.Errorf("configmaps %q not found among the resources", name)
+			}
+			return cm, nil
+		},
+		SecretKey: func(_ context.Context, namespace, name string) (string, error) {
+			key, ok := keys[namespace+"/"+name]
+			if !ok {
+				return "", errors.New("not among the resources")
+			}
+			return key, nil
+		},
+	}, nil
 }

@@ -170,7 +170,11 @@ func runEngineCase(t *testing.T, c *confCase) {
 		nsLabels[ns] = l
 	}
 	routes := &routeRecorder{}
-	eng, err := newEngine(set, registry.Options{}, engineExtras{observer: routes, loaders: configMapsFrom(objs)})
+	loaders, err := resourceLoaders(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := newEngine(set, registry.Options{}, engineExtras{observer: routes, loaders: loaders})
 	if err != nil {
 		t.Fatal(err)
 	}

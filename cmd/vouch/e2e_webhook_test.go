@@ -163,8 +163,14 @@ func createPolicyYAML(t *testing.T, s *apiServer, doc string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiWaitTimeout)
 	defer cancel()
-	if _, err := s.Dynamic.Resource(clusterPolicyGVR).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating ClusterPolicy %s: %v", obj.GetName(), err)
+	var err error
+	if obj.GetKind() == "Policy" {
+		_, err = s.Dynamic.Resource(namespacePolicyGVR).Namespace(obj.GetNamespace()).Create(ctx, obj, metav1.CreateOptions{})
+	} else {
+		_, err = s.Dynamic.Resource(clusterPolicyGVR).Create(ctx, obj, metav1.CreateOptions{})
+	}
+	if err != nil {
+		t.Fatalf("creating %s %s: %v", obj.GetKind(), obj.GetName(), err)
 	}
 }
 
@@ -321,6 +327,32 @@ spec:
       - entries:
         - keys:
             publicKeys: "{{ keys.data.pub }}"
+            rekor: {ignoreTlog: true}
+            ctlog: {ignoreSCT: true}
+`)
+	// The key of namespace e2e-secret is the cosign.pub of a Secret there (Kyverno's
+	// keys.secret), named by a Policy of that namespace; it starts as k1.
+	createNamespace(t, s.Client, "e2e-secret", nil)
+	if _, err := s.Client.CoreV1().Secrets("e2e-secret").Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "cosign", Namespace: "e2e-secret"}, Data: map[string][]byte{"cosign.pub": []byte(k1.pem)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createPolicyYAML(t, s, `apiVersion: kyverno.io/v1
+kind: Policy
+metadata: {name: secret-key, namespace: e2e-secret}
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+  - name: check-signature
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    verifyImages:
+    - imageReferences: ["`+host+`/app*"]
+      attestors:
+      - entries:
+        - keys:
+            secret: {name: cosign, namespace: e2e-secret}
             rekor: {ignoreTlog: true}
             ctlog: {ignoreSCT: true}
 `)
@@ -604,6 +636,42 @@ spec:
 		deniedOnce(t, last, image("app:signed"), byDigest("app:signed"), "configmap-key", "no matching signatures")
 		if took > source.ConfigMapTTL+5*time.Second {
 			t.Errorf("the rotation took %v, want about the ConfigMap TTL (%v)", took, source.ConfigMapTTL)
+		}
+	})
+
+	t.Run("a key read from a Secret (keys.secret), rotated there", func(t *testing.T) {
+		got, err := createPod(e2ePod("e2e-secret", "k1", nil, image("app:signed")))
+		if err != nil {
+			t.Fatalf("k1 in the Secret, image signed with k1: %v", err)
+		}
+		if img := got.Spec.Containers[0].Image; img != pinned("app:signed") {
+			t.Errorf("stored image = %s, want %s", img, pinned("app:signed"))
+		}
+		secrets := s.Client.CoreV1().Secrets("e2e-secret")
+		sec, err := secrets.Get(ctx, "cosign", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Data["cosign.pub"] = []byte(k2.pem)
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		wctx, wcancel := context.WithTimeout(ctx, apiWaitTimeout)
+		defer wcancel()
+		var last error
+		waitFor(t, wctx, "the rotated key to deny k1's signature", func() error {
+			_, last = kc.CoreV1().Pods("e2e-secret").Create(wctx, e2ePod("e2e-secret", "k2", nil, image("app:signed")), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if last == nil {
+				return fmt.Errorf("still admitted")
+			}
+			return nil
+		})
+		took := time.Since(start)
+		t.Logf("key rotated in the Secret: enforced after %v", took.Round(time.Millisecond))
+		deniedOnce(t, last, image("app:signed"), byDigest("app:signed"), "secret-key", "no matching signatures")
+		if took > source.ConfigMapTTL+5*time.Second {
+			t.Errorf("the rotation took %v, want about the TTL (%v)", took, source.ConfigMapTTL)
 		}
 	})
 

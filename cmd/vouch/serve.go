@@ -159,6 +159,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if kube != nil {
 		loaders.ConfigMap = source.NewConfigMaps(kube).Get
 		loaders.APICall = source.NewAPICalls(kube.CoreV1().RESTClient()).Get
+		loaders.SecretKey = source.NewSecretKeys(kube, policy.SecretKeyName).Get
 	}
 	base, err := newEngine(empty, regOpts, engineExtras{cache: results, workers: o.workers, credentials: creds, observer: obs.verifications, loaders: loaders})
 	if err != nil {

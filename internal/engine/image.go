@@ -193,6 +193,21 @@ func (ev *evaluation) verifyImage(ctx context.Context, rule *policy.Rule, v *pol
 		}
 		return failed(err)
 	}
+	if v.ReadsSecrets() {
+		// Public keys held in Secrets (keys.secret, k8s://) are read now, for an image that
+		// needs them; the entry holding them is cached apart from one with other keys.
+		r, err := v.ResolveSecretKeys(ctx, ev.engine.loaders.SecretKey, rule.Policy.Namespace)
+		switch {
+		case errors.Is(err, policy.ErrSecretKey):
+			// A cosign.pub that is not a public key fails: never left to failurePolicy.
+			o := failed(err)
+			o.digest = subject.Digest
+			return o
+		case err != nil:
+			return undecided(err)
+		}
+		v = r
+	}
 	run := func(ctx context.Context) (verify.Result, error) {
 		// The worker is taken here, by the one call that verifies, and not around the cache
 		// lookup: callers waiting for the same verification, or answered from the cache, hold

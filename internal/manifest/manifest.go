@@ -3,6 +3,7 @@ package manifest
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -298,4 +299,45 @@ func ConfigMaps(objs []Object) map[string]map[string]any {
 		out[ns+"/"+name] = map[string]any{"data": data, "metadata": meta}
 	}
 	return out
+}
+
+// SecretData returns the value of one data key (decoded) of each Secret among the objects that
+// holds it, in data or stringData (stringData wins, as the API server merges it), keyed by
+// "<namespace>/<name>" (a Secret without a namespace is in "default"). A data value that is not
+// base64 is an error naming the document and the field.
+func SecretData(objs []Object, key string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, o := range objs {
+		if o.Value["apiVersion"] != "v1" || o.Value["kind"] != "Secret" {
+			continue
+		}
+		meta, _ := o.Value["metadata"].(map[string]any)
+		name, _ := meta["name"].(string)
+		ns, _ := meta["namespace"].(string)
+		if ns == "" {
+			ns = "default"
+		}
+		if sd, _ := o.Value["stringData"].(map[string]any); sd[key] != nil {
+			s, ok := sd[key].(string)
+			if !ok {
+				return nil, &Error{Location: o.Doc.Location(), Err: fmt.Errorf("stringData[%q]: want a string", key)}
+			}
+			out[ns+"/"+name] = s
+			continue
+		}
+		data, _ := o.Value["data"].(map[string]any)
+		if data[key] == nil {
+			continue
+		}
+		s, ok := data[key].(string)
+		if !ok {
+			return nil, &Error{Location: o.Doc.Location(), Err: fmt.Errorf("data[%q]: want a base64 string", key)}
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, &Error{Location: o.Doc.Location(), Err: fmt.Errorf("data[%q]: not base64: %w", key, err)}
+		}
+		out[ns+"/"+name] = string(b)
+	}
+	return out, nil
 }

@@ -237,6 +237,7 @@ func compileVerification(iv *v1.ImageVerification, index int, path *field.Path) 
 			}
 		}
 	}
+	v.decideSecrets()
 	return v, errs
 }
 
@@ -309,11 +310,25 @@ func compileAttestor(e *v1.Attestor, msgPath string, path *field.Path, expand bo
 			bad(kp.Child("publicKeys"), err)
 		}
 		a.Keys, a.KeyRef = keys, ref
-		if sec := e.Keys.Secret; sec != nil {
+		// Kyverno's precedence (spec §3.1): publicKeys, else the Secret, else kms.
+		refPath := kp.Child("publicKeys")
+		switch sec := e.Keys.Secret; {
+		case a.KeyRef != "" || len(a.Keys) > 0:
+		case sec != nil:
 			a.Secret = &verify.SecretRef{Namespace: sec.Namespace, Name: sec.Name}
+			if err := checkSecretRef(*a.Secret); err != nil {
+				bad(kp.Child("secret"), err)
+			}
+		case e.Keys.KMS != "":
+			a.KeyRef, refPath = strings.TrimSpace(e.Keys.KMS), kp.Child("kms")
 		}
-		if a.KeyRef == "" && len(a.Keys) == 0 && e.Keys.KMS != "" {
-			a.KeyRef = e.Keys.KMS
+		// cosign's k8s://<namespace>/<name>: the Secret's cosign.pub, read as keys.secret is.
+		if rest, ok := strings.CutPrefix(a.KeyRef, "k8s://"); ok && !v1.HasVariables(a.KeyRef) {
+			ns, name, _ := strings.Cut(rest, "/")
+			a.KeyRef, a.Secret = "", &verify.SecretRef{Namespace: ns, Name: name}
+			if err := checkSecretRef(*a.Secret); err != nil {
+				bad(refPath, fmt.Errorf("%s: %w", "k8s://"+rest, err))
+			}
 		}
 		a.Rekor, a.CTLog = compileRekor(e.Keys.Rekor, kp, bad), compileCTLog(e.Keys.CTLog, kp, bad)
 	case e.Certificates != nil:

@@ -45,6 +45,9 @@ type Loaders struct {
 	// ImageData returns an image's data from its registry (imageRegistry entries), with the
 	// entry's registry credentials.
 	ImageData func(ctx context.Context, reference string, credentials *v1.ImageRegistryCredentials) (any, error)
+	// SecretKey returns a Secret's cosign.pub (SecretKeyName), the public key keys.secret and
+	// k8s://<namespace>/<name> references name (Verification.ResolveSecretKeys).
+	SecretKey func(ctx context.Context, namespace, name string) (string, error)
 }
 
 // maxContextBytes caps the JSON size of one loaded context entry, as the JSON of a rendered

@@ -107,6 +107,7 @@ type Verification struct {
 	// entry as written.
 	Variant  string
 	template *entryTemplate
+	secrets  *secretKeys // entries with keys from Secrets (ReadsSecrets)
 }
 
 // NeedsContext reports whether evaluating the rule needs its context loaded: context

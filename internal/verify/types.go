@@ -113,6 +113,8 @@ type Attestor struct {
 // SecretRef names a Secret holding a cosign.pub key.
 type SecretRef struct{ Namespace, Name string }
 
+func (r SecretRef) String() string { return r.Namespace + "/" + r.Name }
+
 // PublicKey is one parsed public key together with its PEM text.
 type PublicKey struct {
 	Key crypto.PublicKey

@@ -71,8 +71,11 @@ func newPlan(a *verify.Attestor, tr *trustRoot) (*plan, error) {
 
 func (p *plan) keys(a *verify.Attestor, hash crypto.Hash) error {
 	switch {
-	case a.KeyRef != "" || a.Secret != nil:
-		return unsupported("public keys from k8s:// secrets and keys.secret are not supported yet")
+	case a.Secret != nil:
+		// The engine puts the Secret's key in place (policy.Verification.ResolveSecretKeys).
+		return unsupported("the public key of Secret " + a.Secret.String() + " was not read")
+	case a.KeyRef != "":
+		return unsupported("public key reference " + a.KeyRef + " was not resolved")
 	case len(a.Keys) != 1:
 		return unsupported(fmt.Sprintf("an attestor needs exactly one public key, has %d", len(a.Keys)))
 	}
