@@ -6,14 +6,21 @@ import (
 
 	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/fixture"
+	"github.com/vouchproject/vouch/internal/policy"
 	"github.com/vouchproject/vouch/internal/registry"
+	"github.com/vouchproject/vouch/internal/source"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // BenchmarkRuleContext measures what a rule context costs an admission answered from the
 // verification cache (the common case in a cluster): the same signed image and key, written
-// in the policy ("static") or chosen per namespace through two context entries, a
-// precondition and a substituted publicKeys ("context"). The difference is the context
-// document, the precondition, rendering and hashing the entry, and the memoised compile.
+// in the policy ("static"), chosen per namespace through two context entries, a precondition
+// and a substituted publicKeys ("context"), or the cosign.pub of a Secret read through
+// source.SecretKeys from an API server client ("secret"). The difference is the context
+// document, the precondition, rendering and hashing the entry, and the memoised compile; for
+// "secret", the kept Secret, hashing the key and the memoised entry holding it.
 func BenchmarkRuleContext(b *testing.B) {
 	t := &testing.T{}
 	w := &world{counter: &registry.Counter{}}
@@ -38,8 +45,13 @@ func BenchmarkRuleContext(b *testing.B) {
 	for _, c := range []struct{ name, policy string }{
 		{"static", contextPolicy("", keyEntry(w.k1.PEM))},
 		{"context", contextPolicy(teamKeys(w)+pre, keyFromVariable)},
+		{"secret", contextPolicy("", secretKeyEntry("secret: {name: cosign, namespace: keys}"))},
 	} {
 		e := w.engineFor(t, c.policy)
+		e.loaders.SecretKey = source.NewSecretKeys(fake.NewClientset(&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "cosign", Namespace: "keys"},
+			Data:       map[string][]byte{policy.SecretKeyName: []byte(w.k1.PEM)},
+		}), policy.SecretKeyName).Get
 		if e.cache, err = cache.New(cache.Options{Enabled: true}); err != nil {
 			b.Fatal(err)
 		}

@@ -42,6 +42,8 @@ func checkSecretRef(r verify.SecretRef) error {
 // secretKeys keeps the entries of a Verification whose public keys Secrets hold, by the keys
 // read (see ResolveSecretKeys).
 type secretKeys struct {
+	refs []verify.SecretRef // every Secret the entry names, sorted
+
 	mu   sync.Mutex
 	memo map[string]*Verification
 }
@@ -56,9 +58,15 @@ func (v *Verification) decideSecrets() {
 	for _, set := range v.allAttestorSets() {
 		collectSecretRefs(set, refs)
 	}
-	if len(refs) > 0 {
-		v.secrets = &secretKeys{memo: map[string]*Verification{}}
+	if len(refs) == 0 {
+		return
 	}
+	sorted := make([]verify.SecretRef, 0, len(refs))
+	for r := range refs {
+		sorted = append(sorted, r)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].String() < sorted[j].String() })
+	v.secrets = &secretKeys{refs: sorted, memo: map[string]*Verification{}}
 }
 
 func (v *Verification) allAttestorSets() []*verify.AttestorSet {
@@ -92,44 +100,40 @@ func (v *Verification) ResolveSecretKeys(ctx context.Context, read func(ctx cont
 	if v.secrets == nil {
 		return v, nil
 	}
-	refs := map[verify.SecretRef]bool{}
-	for _, set := range v.allAttestorSets() {
-		collectSecretRefs(set, refs)
-	}
-	sorted := make([]verify.SecretRef, 0, len(refs))
-	for r := range refs {
-		sorted = append(sorted, r)
-	}
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].String() < sorted[j].String() })
-	keys := make(map[verify.SecretRef]verify.PublicKey, len(sorted))
+	m := v.secrets
+	sorted := m.refs
+	texts := make([]string, len(sorted))
 	h := sha256.New()
-	for _, r := range sorted {
-		where := fmt.Sprintf("%s: Secret %s (%s)", secretPath(v, r), r, SecretKeyName)
+	for i, r := range sorted {
 		if policyNamespace != "" && r.Namespace != policyNamespace {
-			return nil, fmt.Errorf("%s: a namespaced Policy reads Secrets in its own namespace (%s) only", where, policyNamespace)
+			return nil, fmt.Errorf("%s: a namespaced Policy reads Secrets in its own namespace (%s) only", secretWhere(v, r), policyNamespace)
 		}
 		if read == nil {
-			return nil, fmt.Errorf("%s: no Secrets can be read here", where)
+			return nil, fmt.Errorf("%s: no Secrets can be read here", secretWhere(v, r))
 		}
 		text, err := read(ctx, r.Namespace, r.Name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s: %w", secretWhere(v, r), err)
 		}
-		key, err := firstPublicKey(text)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %v", where, ErrSecretKey, err)
-		}
-		keys[r] = key
-		fmt.Fprintf(h, "%s\x00%s\x00", r, key.PEM)
+		texts[i] = text
+		fmt.Fprintf(h, "%s\x00%d\x00%s", r, len(text), text)
 	}
 	variant := v.Variant + "+keys:" + hex.EncodeToString(h.Sum(nil)[:16])
 
-	m := v.secrets
+	// The same texts were parsed before: the entry holding their keys is kept.
 	m.mu.Lock()
 	done := m.memo[variant]
 	m.mu.Unlock()
 	if done != nil {
 		return done, nil
+	}
+	keys := make(map[verify.SecretRef]verify.PublicKey, len(sorted))
+	for i, r := range sorted {
+		key, err := firstPublicKey(texts[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %v", secretWhere(v, r), ErrSecretKey, err)
+		}
+		keys[r] = key
 	}
 	out := *v
 	out.secrets, out.template, out.Variant = nil, nil, variant
@@ -151,6 +155,12 @@ func (v *Verification) ResolveSecretKeys(ctx context.Context, read func(ctx cont
 	m.memo[variant] = &out
 	m.mu.Unlock()
 	return &out, nil
+}
+
+// secretWhere names r in messages: the path of the first attestor naming it, the Secret and
+// its data key.
+func secretWhere(v *Verification, r verify.SecretRef) string {
+	return fmt.Sprintf("%s: Secret %s (%s)", secretPath(v, r), r, SecretKeyName)
 }
 
 // secretPath is the message path of the first attestor naming r.
