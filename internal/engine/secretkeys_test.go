@@ -124,15 +124,23 @@ func TestSecretKeys(t *testing.T) {
 	})
 
 	t.Run("namespaced Policy", func(t *testing.T) {
+		// A Secret of another namespace named in the Policy is refused at load
+		// (internal/policy TestResolveSecretKeys); one named through a variable is refused
+		// when it would be read.
 		nsPolicy := func(secretNS string) string {
-			return strings.Replace(contextPolicy("", secretKeyEntry("secret: {name: cosign, namespace: "+secretNS+"}")),
+			return strings.Replace(contextPolicy("", secretKeyEntry("secret: {name: cosign, namespace: \""+secretNS+"\"}")),
 				"kind: ClusterPolicy\nmetadata: {name: pol}", "kind: Policy\nmetadata: {name: pol, namespace: team-a}", 1)
 		}
 		store.mu.Lock()
 		store.asked = nil
 		store.mu.Unlock()
-		e := engineWith(t, nsPolicy("keys"))
-		got := evaluate(t, e, pod(t, "team-a", img), nil)
+		e := engineWith(t, nsPolicy("{{ request.object.metadata.labels.keys }}"))
+		labelled := func(ns string) map[string]any {
+			p := pod(t, "team-a", img)
+			p["metadata"].(map[string]any)["labels"] = map[string]any{"keys": ns}
+			return p
+		}
+		got := evaluate(t, e, labelled("keys"), nil)
 		want := "Secret keys/cosign (cosign.pub): a namespaced Policy reads Secrets in its own namespace (team-a) only"
 		if len(got) != 1 || got[0].Status != Error || !strings.Contains(got[0].Message, want) {
 			t.Fatalf("Policy in team-a naming a Secret in keys: %+v, want error containing %q", got, want)
@@ -142,6 +150,9 @@ func TestSecretKeys(t *testing.T) {
 		store.mu.Unlock()
 		if len(asked) != 0 {
 			t.Errorf("Secrets read for a Policy of another namespace: %v", asked)
+		}
+		if got := evaluate(t, e, labelled("team-a"), nil); len(got) != 1 || got[0].Status != Pass {
+			t.Fatalf("Policy in team-a naming its own Secret through a variable: %+v, want pass", got)
 		}
 		e = engineWith(t, nsPolicy("team-a"))
 		if got := evaluate(t, e, pod(t, "team-a", img), nil); len(got) != 1 || got[0].Status != Pass {

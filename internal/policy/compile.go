@@ -162,6 +162,7 @@ func compileRule(p *Policy, sr sourceRule) (*Rule, field.ErrorList) {
 			continue
 		}
 		v.Entry.TrustedRoot = trustedRoot
+		errs = append(errs, foreignSecrets(p, v)...)
 		if v1HasVariables(&r.VerifyImages[i]) {
 			t, err := newEntryTemplate(&r.VerifyImages[i], i, vp)
 			if err != nil {
@@ -314,6 +315,9 @@ func compileAttestor(e *v1.Attestor, msgPath string, path *field.Path, expand bo
 		refPath := kp.Child("publicKeys")
 		switch sec := e.Keys.Secret; {
 		case a.KeyRef != "" || len(a.Keys) > 0:
+		case sec != nil && (v1.HasVariables(sec.Namespace) || v1.HasVariables(sec.Name)):
+			// Named through variables: read once substituted (the entry is a template).
+			a.KeyRef = "k8s://" + sec.Namespace + "/" + sec.Name
 		case sec != nil:
 			a.Secret = &verify.SecretRef{Namespace: sec.Namespace, Name: sec.Name}
 			if err := checkSecretRef(*a.Secret); err != nil {

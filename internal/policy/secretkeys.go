@@ -14,6 +14,7 @@ import (
 
 	"github.com/vouchproject/vouch/internal/verify"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // SecretKeyName is the Secret data key cosign (and so Kyverno) reads a public key from:
@@ -37,6 +38,22 @@ func checkSecretRef(r verify.SecretRef) error {
 		return fmt.Errorf("name %q: %s", r.Name, strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// foreignSecrets refuses, at load, the Secrets of other namespaces a namespaced Policy names
+// (those named through variables are refused when substituted, by ResolveSecretKeys).
+func foreignSecrets(p *Policy, v *Verification) field.ErrorList {
+	if p.Namespace == "" || v.secrets == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	for _, r := range v.secrets.refs {
+		if r.Namespace != p.Namespace {
+			errs = append(errs, field.Invalid(field.NewPath(v.Path+secretPath(v, r)), "Secret "+r.String(),
+				"a namespaced Policy reads Secrets in its own namespace ("+p.Namespace+") only"))
+		}
+	}
+	return errs
 }
 
 // secretKeys keeps the entries of a Verification whose public keys Secrets hold, by the keys

@@ -143,9 +143,14 @@ func TestResolveSecretKeys(t *testing.T) {
 		t.Errorf("missing Secret: %v", err)
 	}
 
-	pv := load(t, secretKeysPolicy("Policy", "{secret: {name: cosign, namespace: team-a}}")).Policies()[0].Rules[0].Verifications[0]
+	// A namespaced Policy naming another namespace's Secret is refused at load; one whose
+	// Secret comes from a variable is refused when the Secret is read.
+	err = loadErr(t, secretKeysPolicy("Policy", "{secret: {name: cosign, namespace: team-a}}"))
+	if want := `Policy/p: spec.rules[0].verifyImages[0].attestations[0].attestors[0].entries[0].attestor.entries[0].keys: Invalid value: "Secret keys/att": a namespaced Policy reads Secrets in its own namespace (team-a) only`; !strings.Contains(err.Error(), want) {
+		t.Errorf("namespaced Policy naming keys/att: %v\nwant %s", err, want)
+	}
 	asked = nil
-	_, err = pv.ResolveSecretKeys(context.Background(), read, "team-a")
+	_, err = v.ResolveSecretKeys(context.Background(), read, "team-a")
 	if err == nil || !strings.Contains(err.Error(), "Secret keys/att (cosign.pub): a namespaced Policy reads Secrets in its own namespace (team-a) only") {
 		t.Errorf("namespaced Policy naming another namespace: %v", err)
 	}
