@@ -453,6 +453,25 @@ webhook: {failurePolicy: Ignore, timeoutSeconds: 20}
 			},
 		},
 		{
+			name:   "backgroundScan",
+			values: "backgroundScan: {interval: 1h}\n",
+			kinds:  withKinds("Secret"),
+			check: func(t *testing.T, objs []*unstructured.Unstructured) {
+				args := typed[appsv1.Deployment](t, only(t, objs, "Deployment", "vouch")).Spec.Template.Spec.Containers[0].Args
+				if !slices.Contains(args, "--background-scan-interval=1h") || !slices.Contains(args, "--namespace="+helmNamespace) {
+					t.Errorf("args %v lack --background-scan-interval=1h and --namespace=%s (the Lease's)", args, helmNamespace)
+				}
+				cr := typed[rbacv1.ClusterRole](t, only(t, objs, "ClusterRole", "vouch"))
+				if got := verbsFor(cr.Rules, "", "pods"); !cmp.Equal(got, []string{"list"}) {
+					t.Errorf("ClusterRole verbs on pods = %v, want [list] (scans list, never watch)", got)
+				}
+				role := typed[rbacv1.Role](t, only(t, objs, "Role", "vouch"))
+				if got := verbsFor(role.Rules, "coordination.k8s.io", "leases"); !cmp.Equal(got, sorted([]string{"get", "create", "update"})) {
+					t.Errorf("Role verbs on leases = %v, want get, create, update", got)
+				}
+			},
+		},
+		{
 			name: "webhook.url: vouch outside the cluster; pull secrets",
 			values: fmt.Sprintf("webhook: {url: %q, caBundle: %s}\n", url+"/", ca) +
 				"registryCredentials: {imagePullSecrets: [regcred, other/cred], credentialHelpers: [], podImagePullSecrets: true}\n",
@@ -528,12 +547,14 @@ webhook: {failurePolicy: Ignore, timeoutSeconds: 20}
 
 	t.Run("invalid values are refused", func(t *testing.T) {
 		for values, want := range map[string]string{
-			`webhook: {url: "https://127.0.0.1:1"}`: "webhook.caBundle (base64 PEM) is required",
-			`tls: {existingSecret: mine}`:           "webhook.caBundle (base64 PEM) is required",
-			`webhook: {failurePolicy: Never}`:       "failurePolicy",
-			`webhook: {timeoutSeconds: 31}`:         "timeoutSeconds",
-			`webhok: {url: "https://127.0.0.1:1"}`:  "additional properties 'webhok' not allowed",
-			`webhook: {url: "http://127.0.0.1:1"}`:  "/webhook/url",
+			`webhook: {url: "https://127.0.0.1:1"}`:                           "webhook.caBundle (base64 PEM) is required",
+			`tls: {existingSecret: mine}`:                                     "webhook.caBundle (base64 PEM) is required",
+			`webhook: {failurePolicy: Never}`:                                 "failurePolicy",
+			`webhook: {timeoutSeconds: 31}`:                                   "timeoutSeconds",
+			`webhok: {url: "https://127.0.0.1:1"}`:                            "additional properties 'webhok' not allowed",
+			`webhook: {url: "http://127.0.0.1:1"}`:                            "/webhook/url",
+			"backgroundScan: {interval: 1h}\npolicyReports: {enabled: false}": "backgroundScan.interval needs policyReports.enabled",
+			`backgroundScan: {interval: soon}`:                                "/backgroundScan/interval",
 		} {
 			_, err := h.run(t, "template", helmRelease, chartPath(t), "--namespace", helmNamespace, "-f", h.valuesFile(t, values))
 			if err == nil || !strings.Contains(err.Error(), want) {

@@ -76,6 +76,8 @@ log:
 storage:
   filesystem:
     rootdirectory: %s
+  delete:
+    enabled: true
 http:
   addr: %s
   secret: vouch-integration-test

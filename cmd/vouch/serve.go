@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/vouchproject/vouch/internal/background"
 	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/engine"
 	"github.com/vouchproject/vouch/internal/policy"
@@ -57,6 +60,8 @@ type serveOptions struct {
 	tokenRealms []string      // --registry-token-realms
 	maxInFlight int           // --registry-max-in-flight
 	cooldown    time.Duration // --registry-circuit-cooldown
+
+	scanInterval time.Duration // --background-scan-interval
 }
 
 func serveCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -95,6 +100,7 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	o.creds.register(f)
 	f.StringSliceVar(&o.tokenRealms, "registry-token-realms", nil, registryTokenRealmsUsage)
 	f.IntVar(&o.maxInFlight, "registry-max-in-flight", registry.DefaultMaxInFlightPerRegistry, "requests in flight to one registry host at most")
+	f.DurationVar(&o.scanInterval, "background-scan-interval", 0, "re-verify the images of every stored Pod this often with the policies whose background is true, and write the results to the Pods' PolicyReports (a scan verifies afresh, never from the admission cache); one replica scans, chosen with a Lease in --namespace; 0: no background scans (needs a cluster and --policy-reports)")
 	f.DurationVar(&o.cooldown, "registry-circuit-cooldown", registry.DefaultBreakerCooldown,
 		"how long a registry host's open circuit fails requests at once before one probes it (under failurePolicy Ignore, how long a recovered registry's images may still be admitted unverified)")
 	return cmd
@@ -148,6 +154,15 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if o.maxInFlight <= 0 {
 		return invalid(errors.New("serve: --registry-max-in-flight must be positive"))
 	}
+	switch {
+	case o.scanInterval == 0:
+	case o.scanInterval < time.Second:
+		return invalid(errors.New("serve: --background-scan-interval must be at least 1s (or 0: off)"))
+	case kube == nil:
+		return invalid(errors.New("serve: --background-scan-interval needs a cluster (--kubeconfig or in-cluster)"))
+	case !o.policyReports:
+		return invalid(errors.New("serve: --background-scan-interval needs --policy-reports (its results are PolicyReports)"))
+	}
 	if o.cooldown < time.Second || o.cooldown > 10*time.Minute {
 		return invalid(errors.New("serve: --registry-circuit-cooldown must be between 1s and 10m"))
 	}
@@ -166,6 +181,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 		return err
 	}
 	var current atomic.Pointer[engine.Engine]
+	var loaded atomic.Bool // the policies were loaded once
 	var nsLabels func(string) map[string]string
 	var roles func(string, []string) ([]string, []string)
 	if kube != nil {
@@ -182,14 +198,26 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	src, err := source.New(source.Options{
 		Paths: o.policies, Dynamic: clusterPolicies, Events: obs.policyEvents(), Registerer: reg, Logger: log,
-		OnChange: func(set *policy.Set) { current.Store(base.With(set)) },
+		OnChange: func(set *policy.Set) { current.Store(base.With(set)); loaded.Store(true) },
 	})
 	if err != nil {
 		return invalid(err)
 	}
+	scan, err := o.backgroundScans(kube, obs, func() *engine.Engine {
+		if !loaded.Load() {
+			return nil // the first scan waits for the policies
+		}
+		return current.Load()
+	}, nsLabels, reg, log)
+	if err != nil {
+		return err
+	}
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Run(ctx) }()
 	go obs.run(ctx)
+	if scan != nil {
+		go scan(ctx)
+	}
 	srv, err := webhook.New(webhook.Options{
 		Addr: o.listen, TLS: tlsConfig, Engine: current.Load, NamespaceLabels: nsLabels, Roles: roles,
 		Registry: reg, Logger: log, ShutdownTimeout: o.shutdownGrace, MaxAdmissionsInFlight: o.maxAdmissions,
@@ -261,4 +289,33 @@ func (o *serveOptions) clients() (kubernetes.Interface, dynamic.Interface, error
 		return nil, nil, err
 	}
 	return kube, dyn, nil
+}
+
+// backgroundScans returns what runs background scans (--background-scan-interval): the
+// scanner, run by the replica that holds the Lease; nil when they are off.
+func (o *serveOptions) backgroundScans(kube kubernetes.Interface, obs *observability, eng func() *engine.Engine,
+	nsLabels func(string) map[string]string, reg prometheus.Registerer, log *slog.Logger) (func(context.Context), error) {
+	if o.scanInterval == 0 {
+		return nil, nil
+	}
+	if obs.recorder == nil {
+		return nil, errors.New("serve: background scans without a recorder")
+	}
+	ns := o.creds.namespace // vouch's own: the Lease lives there
+	scanner, err := background.New(background.Options{Client: kube, Engine: eng, NamespaceLabels: nsLabels,
+		Record: obs.recorder.Scanned, Interval: o.scanInterval, Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	id := make([]byte, 4)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	election := background.Election{Client: kube, Namespace: ns, Identity: host + "_" + hex.EncodeToString(id), Logger: log}
+	return func(ctx context.Context) {
+		if err := election.Run(ctx, scanner.Run); err != nil {
+			log.Error("background scans stopped", "error", err)
+		}
+	}, nil
 }

@@ -165,6 +165,14 @@ func (e *Engine) With(policies *policy.Set) *Engine {
 	return &cp
 }
 
+// WithCache returns an engine like e with another verification cache (nil: none): a
+// background scan verifies afresh, sharing verifications within the scan only.
+func (e *Engine) WithCache(c *cache.Cache) *Engine {
+	cp := *e
+	cp.cache = c
+	return &cp
+}
+
 // User is the admission user (nil in the CLI).
 type User = policy.UserInfo
 
@@ -180,6 +188,9 @@ type Request struct {
 	// requestKind, options, ...) as JSON values, for the `request` variable of conditions and
 	// rule contexts; nil in the CLI.
 	Admission map[string]any
+	// Background marks an evaluation of a stored resource by a background scan, not an
+	// admission: policies with `background: false` do not apply (Kyverno's spec.background).
+	Background bool
 }
 
 // Response is the outcome of one evaluation.
@@ -233,7 +244,7 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (*Response, error) {
 	var states []*ruleState
 	stopped := map[*policy.Policy]bool{}
 	for _, rule := range e.policies.Match(&mreq) {
-		if stopped[rule.Policy] {
+		if stopped[rule.Policy] || req.Background && !rule.Policy.Background {
 			continue
 		}
 		st := ev.mutateRule(ctx, rule, &mreq, req.Object)

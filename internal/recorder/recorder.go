@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/vouchproject/vouch/internal/engine"
+	"github.com/vouchproject/vouch/internal/report"
 )
 
 // Defaults applied by New to zero fields of Options.
@@ -211,6 +212,20 @@ func hasStatus(resp *engine.Response, s engine.Status) bool {
 		}
 	}
 	return false
+}
+
+// Scanned records the results of a background scan of a stored resource as its PolicyReport
+// (replacing the results of its admission, or of an earlier scan). Without results nothing is
+// written. It does not block: the work is queued.
+func (r *Recorder) Scanned(s report.Subject, results []engine.RuleResult) {
+	if r.opts.Dynamic == nil || len(results) == 0 || s.UID == "" || s.Name == "" {
+		return
+	}
+	select {
+	case r.queue <- func() { r.keepReport(s, results, report.ProcessBackground) }:
+	default:
+		r.reports.WithLabelValues("queue-full").Inc()
+	}
 }
 
 // PolicyEvent records an Event about a policy object (loaded, broken, insecure). It does not

@@ -21,6 +21,7 @@ type pendingReport struct {
 	subject report.Subject
 	results []engine.RuleResult
 	at      time.Time
+	process string // report.ProcessAdmission or report.ProcessBackground
 }
 
 // queueReport keeps the latest results of the admitted resource for the next flush. The
@@ -44,12 +45,17 @@ func (r *Recorder) queueReport(req *admissionv1.AdmissionRequest, resp *engine.R
 		APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
 		Kind:       req.Kind.Kind, Namespace: req.Namespace, Name: name, UID: uid,
 	}
+	r.keepReport(s, resp.Results, report.ProcessAdmission)
+}
+
+// keepReport keeps the latest results of a resource for the next flush. It runs in Run.
+func (r *Recorder) keepReport(s report.Subject, results []engine.RuleResult, process string) {
 	key := s.GVR().Resource + "/" + s.Namespace + "/" + s.ReportName()
 	if _, ok := r.pending[key]; !ok && len(r.pending) >= r.opts.MaxPendingReports {
 		r.reports.WithLabelValues("queue-full").Inc()
 		return
 	}
-	r.pending[key] = &pendingReport{subject: s, results: resp.Results, at: r.now()}
+	r.pending[key] = &pendingReport{subject: s, results: results, at: r.now(), process: process}
 }
 
 // flushReports writes every pending report.
@@ -62,7 +68,7 @@ func (r *Recorder) flushReports(ctx context.Context) {
 	var failed int
 	var firstErr error
 	for _, p := range batch {
-		err := r.writeReport(ctx, report.PolicyReport(p.subject, p.results, p.at))
+		err := r.writeReport(ctx, report.PolicyReportOf(p.subject, p.results, p.at, p.process))
 		if err != nil {
 			failed++
 			if firstErr == nil {

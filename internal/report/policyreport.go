@@ -63,6 +63,18 @@ func (s Subject) ReportName() string { return "vouch-" + s.UID }
 // for a policy annotated policies.kyverno.io/scored: "false". Results are sorted by policy and
 // rule; now stamps them.
 func PolicyReport(s Subject, results []engine.RuleResult, now time.Time) *unstructured.Unstructured {
+	return PolicyReportOf(s, results, now, ProcessAdmission)
+}
+
+// The processes a report result names (properties.process), as Kyverno's do.
+const (
+	ProcessAdmission  = "admission review"
+	ProcessBackground = "background scan"
+)
+
+// PolicyReportOf is PolicyReport for results of the given process (ProcessAdmission or
+// ProcessBackground).
+func PolicyReportOf(s Subject, results []engine.RuleResult, now time.Time, process string) *unstructured.Unstructured {
 	ref := map[string]any{"apiVersion": s.APIVersion, "kind": s.Kind, "name": s.Name, "uid": s.UID}
 	if s.Namespace != "" {
 		ref["namespace"] = s.Namespace
@@ -91,7 +103,7 @@ func PolicyReport(s Subject, results []engine.RuleResult, now time.Time) *unstru
 			"scored":     scored,
 			"timestamp":  map[string]any{"seconds": now.Unix(), "nanos": int64(0)},
 			"resources":  []any{copyMap(ref)},
-			"properties": map[string]any{"process": "admission review"},
+			"properties": map[string]any{"process": process},
 		}
 		if c := ann[annotationCategory]; c != "" {
 			item["category"] = c

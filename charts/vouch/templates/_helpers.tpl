@@ -144,3 +144,15 @@ matchExpressions:
 {{- fail (printf "cannot read the memory quantity %q" $q) }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when background scans are on (backgroundScan.interval set and not zero); they need
+PolicyReports. */}}
+{{- define "vouch.backgroundScan" -}}
+{{- $i := toString (.Values.backgroundScan.interval | default "") -}}
+{{- if and $i (ne $i "0") (ne $i "0s") -}}
+{{- if not .Values.policyReports.enabled -}}
+{{- fail "backgroundScan.interval needs policyReports.enabled: the scans' results are PolicyReports" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
