@@ -20,7 +20,7 @@ func TestElection(t *testing.T) {
 	run := func(id string, ctx context.Context) chan struct{} {
 		done := make(chan struct{})
 		e := Election{Client: kube, Namespace: "vouch", Identity: id,
-			LeaseDuration: time.Second, RenewDeadline: 500 * time.Millisecond, RetryPeriod: 100 * time.Millisecond}
+			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 100 * time.Millisecond}
 		go func() {
 			defer close(done)
 			if err := e.Run(ctx, func(ctx context.Context) {
@@ -54,7 +54,7 @@ func TestElection(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no replica was elected")
 	}
-	time.Sleep(1500 * time.Millisecond) // past a lease duration: the other must not lead meanwhile
+	time.Sleep(3500 * time.Millisecond) // past a lease duration: the other must not lead meanwhile
 	select {
 	case id := <-elected:
 		t.Fatalf("%s elected while %s leads", id, first)
