@@ -35,7 +35,7 @@ type Options struct {
 	// NamespaceLabels returns a namespace's labels (namespaceSelector); nil means none.
 	NamespaceLabels func(namespace string) map[string]string
 	// Record receives the results of each Pod a policy applies to (the recorder's Scanned).
-	Record func(report.Subject, []engine.RuleResult)
+	Record func(context.Context, report.Subject, []engine.RuleResult)
 	// Interval between the starts of two scans; it must be positive.
 	Interval time.Duration
 	// PageSize is how many Pods one list call returns; 0 means DefaultPageSize.
@@ -223,6 +223,6 @@ func (s *Scanner) scanPod(ctx context.Context, eng *engine.Engine, p *corev1.Pod
 	for _, r := range resp.Results {
 		s.results.WithLabelValues(string(r.Status)).Inc()
 	}
-	s.opts.Record(report.Subject{APIVersion: "v1", Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)}, resp.Results)
+	s.opts.Record(ctx, report.Subject{APIVersion: "v1", Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)}, resp.Results)
 	return true
 }

@@ -73,7 +73,7 @@ func BenchmarkScan(b *testing.B) {
 	kube := fake.NewClientset(objs...)
 	var recorded atomic.Int64
 	s, err := New(Options{Client: kube, Engine: func() *engine.Engine { return eng }, Interval: time.Hour,
-		Record: func(report.Subject, []engine.RuleResult) { recorded.Add(1) }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Record: func(context.Context, report.Subject, []engine.RuleResult) { recorded.Add(1) }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -44,7 +44,7 @@ type recorded struct {
 	results map[string][]engine.RuleResult // by namespace/name
 }
 
-func (r *recorded) record(s report.Subject, res []engine.RuleResult) {
+func (r *recorded) record(_ context.Context, s report.Subject, res []engine.RuleResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.results[s.Namespace+"/"+s.Name+"/"+s.UID] = res
@@ -185,7 +185,7 @@ func TestScan(t *testing.T) {
 func TestNewRefusesBadOptions(t *testing.T) {
 	kube := fake.NewClientset()
 	eng := func() *engine.Engine { return nil }
-	rec := func(report.Subject, []engine.RuleResult) {}
+	rec := func(context.Context, report.Subject, []engine.RuleResult) {}
 	for _, o := range []Options{
 		{Engine: eng, Record: rec, Interval: time.Minute},
 		{Client: kube, Record: rec, Interval: time.Minute},

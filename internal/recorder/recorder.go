@@ -216,14 +216,15 @@ func hasStatus(resp *engine.Response, s engine.Status) bool {
 
 // Scanned records the results of a background scan of a stored resource as its PolicyReport
 // (replacing the results of its admission, or of an earlier scan). Without results nothing is
-// written. It does not block: the work is queued.
-func (r *Recorder) Scanned(s report.Subject, results []engine.RuleResult) {
+// written. Unlike an admission's, the work waits for room in the queue (until ctx ends): a
+// scan slows down rather than losing results.
+func (r *Recorder) Scanned(ctx context.Context, s report.Subject, results []engine.RuleResult) {
 	if r.opts.Dynamic == nil || len(results) == 0 || s.UID == "" || s.Name == "" {
 		return
 	}
 	select {
 	case r.queue <- func() { r.keepReport(s, results, report.ProcessBackground) }:
-	default:
+	case <-ctx.Done():
 		r.reports.WithLabelValues("queue-full").Inc()
 	}
 }

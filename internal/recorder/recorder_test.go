@@ -331,3 +331,40 @@ func TestRunStopsAndFlushes(t *testing.T) {
 		t.Errorf("pending report not written on shutdown: %v", err)
 	}
 }
+
+// TestScannedResultsBecomeAPolicyReport: a background scan's results replace the resource's
+// report, marked process "background scan"; with the queue full, Scanned waits for room until
+// its context ends (a scan slows down rather than silently losing results), then counts a drop.
+func TestScannedResultsBecomeAPolicyReport(t *testing.T) {
+	ps := compiled(t)
+	dyn := reportsClient()
+	r := newRecorder(t, Options{Dynamic: dyn, QueueSize: 1})
+	s := report.Subject{APIVersion: "v1", Kind: "Pod", Namespace: "team", Name: "app", UID: podUID}
+	ctx := context.Background()
+	r.Scanned(ctx, s, []engine.RuleResult{result(ps["signed"], engine.Fail, "no signatures found")})
+	r.Flush(ctx)
+	got, err := dyn.Resource(report.PolicyReports).Namespace("team").Get(ctx, "vouch-"+podUID, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, _, _ := unstructured.NestedSlice(got.Object, "results")
+	if len(results) != 1 {
+		t.Fatalf("results %v", results)
+	}
+	res := results[0].(map[string]any)
+	if process, _, _ := unstructured.NestedString(res, "properties", "process"); res["result"] != "fail" || process != report.ProcessBackground {
+		t.Errorf("result %v, want fail from process %q", res, report.ProcessBackground)
+	}
+
+	r.Scanned(ctx, s, []engine.RuleResult{result(ps["signed"], engine.Pass, "ok")}) // fills the queue
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r.Scanned(short, s, []engine.RuleResult{result(ps["signed"], engine.Pass, "ok")})
+	if waited := time.Since(start); waited < 90*time.Millisecond {
+		t.Errorf("Scanned returned after %v with the queue full, want it to wait for its context", waited)
+	}
+	if n := testutil.ToFloat64(r.reports.WithLabelValues("queue-full")); n != 1 {
+		t.Errorf("vouch_policy_reports_total{queue-full} = %v, want 1", n)
+	}
+}
