@@ -15,12 +15,7 @@ import (
 	"github.com/vouchproject/vouch/internal/cache"
 	"github.com/vouchproject/vouch/internal/engine"
 	"github.com/vouchproject/vouch/internal/fixture"
-	"github.com/vouchproject/vouch/internal/manifest"
-	"github.com/vouchproject/vouch/internal/policy"
-	"github.com/vouchproject/vouch/internal/registry"
 	"github.com/vouchproject/vouch/internal/report"
-	"github.com/vouchproject/vouch/internal/verify"
-	"github.com/vouchproject/vouch/internal/verify/cosign"
 )
 
 // BenchmarkScan: one background scan of 1,000 Pods running 10 distinct signed images (by
@@ -45,26 +40,7 @@ func BenchmarkScan(b *testing.B) {
 		}
 		digests = append(digests, d)
 	}
-	docs, err := manifest.Split("policies.yaml", []byte(scanPolicies(reg.Host, k1.PEM)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, _, err := policy.LoadDocuments(docs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	regs, err := registry.NewPair(registry.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cv, err := cosign.New(cosign.Options{Remote: regs.RemoteOptions})
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Policies: set, Registry: regs, Verifiers: map[string]verify.Verifier{"Cosign": cv}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	eng := scanEngine(b, reg.Host, k1.PEM)
 	const pods = 1000
 	var objs []runtime.Object
 	for i := range pods {

@@ -63,6 +63,32 @@ func podOf(ns, name, uid, image string) *corev1.Pod {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}}}
 }
 
+// scanEngine is an engine of scanPolicies verifying cosign signatures, without a cache.
+func scanEngine(tb testing.TB, host, pem string) *engine.Engine {
+	tb.Helper()
+	docs, err := manifest.Split("policies.yaml", []byte(scanPolicies(host, pem)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	set, _, err := policy.LoadDocuments(docs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	regs, err := registry.NewPair(registry.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cv, err := cosign.New(cosign.Options{Remote: regs.RemoteOptions})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Policies: set, Registry: regs, Verifiers: map[string]verify.Verifier{"Cosign": cv}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return eng
+}
+
 // TestScan: every stored Pod is evaluated with the policies whose background is true (not
 // those with background: false), and its results recorded; a terminating Pod is left out. A
 // signature removed from the registry after a pass shows at the next scan, although the
@@ -85,30 +111,11 @@ func TestScan(t *testing.T) {
 	if _, err := reg.Push(ctx, "app:unsigned"); err != nil {
 		t.Fatal(err)
 	}
-	docs, err := manifest.Split("policies.yaml", []byte(scanPolicies(reg.Host, k1.PEM)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, _, err := policy.LoadDocuments(docs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	regs, err := registry.NewPair(registry.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cv, err := cosign.New(cosign.Options{Remote: regs.RemoteOptions})
-	if err != nil {
-		t.Fatal(err)
-	}
 	admissionCache, err := cache.New(cache.Options{Enabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Options{Policies: set, Registry: regs, Verifiers: map[string]verify.Verifier{"Cosign": cv}, Cache: admissionCache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := scanEngine(t, reg.Host, k1.PEM).WithCache(admissionCache)
 	gone := podOf("team", "terminating", "3", reg.Host+"/app:unsigned")
 	now := metav1.Now()
 	gone.DeletionTimestamp, gone.Finalizers = &now, []string{"example.com/hold"}

@@ -287,16 +287,11 @@ func ConfigMaps(objs []Object) map[string]map[string]any {
 			continue
 		}
 		meta, _ := o.Value["metadata"].(map[string]any)
-		name, _ := meta["name"].(string)
-		ns, _ := meta["namespace"].(string)
-		if ns == "" {
-			ns = "default"
-		}
 		data, _ := o.Value["data"].(map[string]any)
 		if data == nil {
 			data = map[string]any{}
 		}
-		out[ns+"/"+name] = map[string]any{"data": data, "metadata": meta}
+		out[namespacedName(meta)] = map[string]any{"data": data, "metadata": meta}
 	}
 	return out
 }
@@ -312,17 +307,13 @@ func SecretData(objs []Object, key string) (map[string]string, error) {
 			continue
 		}
 		meta, _ := o.Value["metadata"].(map[string]any)
-		name, _ := meta["name"].(string)
-		ns, _ := meta["namespace"].(string)
-		if ns == "" {
-			ns = "default"
-		}
+		ref := namespacedName(meta)
 		if sd, _ := o.Value["stringData"].(map[string]any); sd[key] != nil {
 			s, ok := sd[key].(string)
 			if !ok {
 				return nil, &Error{Location: o.Doc.Location(), Err: fmt.Errorf("stringData[%q]: want a string", key)}
 			}
-			out[ns+"/"+name] = s
+			out[ref] = s
 			continue
 		}
 		data, _ := o.Value["data"].(map[string]any)
@@ -337,7 +328,18 @@ func SecretData(objs []Object, key string) (map[string]string, error) {
 		if err != nil {
 			return nil, &Error{Location: o.Doc.Location(), Err: fmt.Errorf("data[%q]: not base64: %w", key, err)}
 		}
-		out[ns+"/"+name] = string(b)
+		out[ref] = string(b)
 	}
 	return out, nil
+}
+
+// namespacedName is "<namespace>/<name>" of an object's metadata; an object without a namespace
+// is in "default".
+func namespacedName(meta map[string]any) string {
+	name, _ := meta["name"].(string)
+	ns, _ := meta["namespace"].(string)
+	if ns == "" {
+		ns = "default"
+	}
+	return ns + "/" + name
 }
