@@ -100,7 +100,7 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	o.creds.register(f)
 	f.StringSliceVar(&o.tokenRealms, "registry-token-realms", nil, registryTokenRealmsUsage)
 	f.IntVar(&o.maxInFlight, "registry-max-in-flight", registry.DefaultMaxInFlightPerRegistry, "requests in flight to one registry host at most")
-	f.DurationVar(&o.scanInterval, "background-scan-interval", 0, "re-verify the images of every stored Pod this often with the policies whose background is true, and write the results to the Pods' PolicyReports (a scan verifies afresh, never from the admission cache); one replica scans, chosen with a Lease in --namespace; 0: no background scans (needs a cluster and --policy-reports)")
+	f.DurationVar(&o.scanInterval, "background-scan-interval", 0, "re-verify the images of every stored Pod this often (and 2s after policy changes) with the policies whose background is true, and write the results to the Pods' PolicyReports (a scan verifies afresh, never from the admission cache); one replica scans, chosen with a Lease in --namespace; 0: no background scans (needs a cluster and --policy-reports)")
 	f.DurationVar(&o.cooldown, "registry-circuit-cooldown", registry.DefaultBreakerCooldown,
 		"how long a registry host's open circuit fails requests at once before one probes it (under failurePolicy Ignore, how long a recovered registry's images may still be admitted unverified)")
 	return cmd
@@ -182,6 +182,7 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	var current atomic.Pointer[engine.Engine]
 	var loaded atomic.Bool // the policies were loaded once
+	var rescan func()      // a background scan after a policy change; set before the source runs
 	var nsLabels func(string) map[string]string
 	var roles func(string, []string) ([]string, []string)
 	if kube != nil {
@@ -198,12 +199,18 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	src, err := source.New(source.Options{
 		Paths: o.policies, Dynamic: clusterPolicies, Events: obs.policyEvents(), Registerer: reg, Logger: log,
-		OnChange: func(set *policy.Set) { current.Store(base.With(set)); loaded.Store(true) },
+		OnChange: func(set *policy.Set) {
+			current.Store(base.With(set))
+			loaded.Store(true)
+			if rescan != nil {
+				rescan()
+			}
+		},
 	})
 	if err != nil {
 		return invalid(err)
 	}
-	scan, err := o.backgroundScans(kube, obs, func() *engine.Engine {
+	scanner, scan, err := o.backgroundScans(kube, obs, func() *engine.Engine {
 		if !loaded.Load() {
 			return nil // the first scan waits for the policies
 		}
@@ -211,6 +218,9 @@ func (o *serveOptions) run(ctx context.Context, stdout, stderr io.Writer) error 
 	}, nsLabels, reg, log)
 	if err != nil {
 		return err
+	}
+	if scanner != nil {
+		rescan = scanner.PoliciesChanged
 	}
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Run(ctx) }()
@@ -291,29 +301,29 @@ func (o *serveOptions) clients() (kubernetes.Interface, dynamic.Interface, error
 	return kube, dyn, nil
 }
 
-// backgroundScans returns what runs background scans (--background-scan-interval): the
-// scanner, run by the replica that holds the Lease; nil when they are off.
+// backgroundScans returns the scanner of --background-scan-interval and what runs it: the
+// replica that holds the Lease scans; nils when scans are off.
 func (o *serveOptions) backgroundScans(kube kubernetes.Interface, obs *observability, eng func() *engine.Engine,
-	nsLabels func(string) map[string]string, reg prometheus.Registerer, log *slog.Logger) (func(context.Context), error) {
+	nsLabels func(string) map[string]string, reg prometheus.Registerer, log *slog.Logger) (*background.Scanner, func(context.Context), error) {
 	if o.scanInterval == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if obs.recorder == nil {
-		return nil, errors.New("serve: background scans without a recorder")
+		return nil, nil, errors.New("serve: background scans without a recorder")
 	}
 	ns := o.creds.namespace // vouch's own: the Lease lives there
 	scanner, err := background.New(background.Options{Client: kube, Engine: eng, NamespaceLabels: nsLabels,
 		Record: obs.recorder.Scanned, Interval: o.scanInterval, Registerer: reg, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	host, _ := os.Hostname()
 	id := make([]byte, 4)
 	if _, err := rand.Read(id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	election := background.Election{Client: kube, Namespace: ns, Identity: host + "_" + hex.EncodeToString(id), Logger: log}
-	return func(ctx context.Context) {
+	return scanner, func(ctx context.Context) {
 		if err := election.Run(ctx, scanner.Run); err != nil {
 			log.Error("background scans stopped", "error", err)
 		}

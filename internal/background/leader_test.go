@@ -12,6 +12,7 @@ import (
 // TestElection: of two replicas, one scans at a time; when it stops (its context ends, the
 // Lease released), the other takes over.
 func TestElection(t *testing.T) {
+	t.Parallel()
 	kube := fake.NewClientset()
 	var mu sync.Mutex
 	leading := map[string]bool{}

@@ -51,8 +51,10 @@ type Options struct {
 
 // Scanner scans the cluster's Pods; Run does the work.
 type Scanner struct {
-	opts     Options
-	log      *slog.Logger
+	opts    Options
+	log     *slog.Logger
+	changed chan struct{} // PoliciesChanged: a scan is due
+
 	scans    *prometheus.CounterVec
 	results  *prometheus.CounterVec
 	duration prometheus.Gauge
@@ -77,7 +79,7 @@ func New(opts Options) (*Scanner, error) {
 	if opts.PodTimeout == 0 {
 		opts.PodTimeout = DefaultPodTimeout
 	}
-	s := &Scanner{opts: opts, log: opts.Logger,
+	s := &Scanner{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1),
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vouch_background_scans_total",
 			Help: "Background scans by result: completed, or failed (the Pods could not be listed).",
@@ -104,8 +106,22 @@ func New(opts Options) (*Scanner, error) {
 	return s, nil
 }
 
-// Run scans once the policies are loaded (Engine returns an engine) and then every Interval,
-// until ctx ends.
+// PolicyChangeDelay is how long a scan due to a policy change waits for more changes (a
+// policy set applied at once is scanned once).
+const PolicyChangeDelay = 2 * time.Second
+
+// PoliciesChanged asks for a scan soon (after PolicyChangeDelay), as Kyverno rescans when a
+// policy changes: a new or changed policy reports on the stored Pods without waiting for the
+// interval. It never blocks.
+func (s *Scanner) PoliciesChanged() {
+	select {
+	case s.changed <- struct{}{}:
+	default: // a scan is due already
+	}
+}
+
+// Run scans once the policies are loaded (Engine returns an engine), then every Interval and
+// after policy changes (PoliciesChanged), until ctx ends.
 func (s *Scanner) Run(ctx context.Context) {
 	for s.opts.Engine() == nil {
 		select {
@@ -117,6 +133,10 @@ func (s *Scanner) Run(ctx context.Context) {
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
 	for {
+		select { // the first scan covers the changes made before it
+		case <-s.changed:
+		default:
+		}
 		if _, err := s.Scan(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("background scan failed", "error", err)
 		}
@@ -124,6 +144,13 @@ func (s *Scanner) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.changed:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(PolicyChangeDelay):
+			}
+			t.Reset(s.opts.Interval)
 		}
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
@@ -94,6 +96,7 @@ func scanEngine(tb testing.TB, host, pem string) *engine.Engine {
 // signature removed from the registry after a pass shows at the next scan, although the
 // admission cache still holds the pass: a scan verifies afresh.
 func TestScan(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	reg := fixture.StartRegistry(false, nil)
 	t.Cleanup(reg.Close)
@@ -203,5 +206,64 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
+	}
+}
+
+// TestScanAfterPolicyChange: with an interval of an hour, Run scans once the policies are
+// loaded, and again soon after policy changes — a burst of changes once.
+func TestScanAfterPolicyChange(t *testing.T) {
+	t.Parallel()
+	reg := fixture.StartRegistry(false, nil)
+	t.Cleanup(reg.Close)
+	k1, err := fixture.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := scanEngine(t, reg.Host, k1.PEM)
+	var loaded atomic.Bool
+	kube := fake.NewClientset(podOf("team", "p", "1", reg.Host+"/app:missing"))
+	s, err := New(Options{Client: kube, Interval: time.Hour, Record: func(context.Context, report.Subject, []engine.RuleResult) {},
+		Engine: func() *engine.Engine {
+			if !loaded.Load() {
+				return nil
+			}
+			return eng
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scans := func() int { return int(testutil.ToFloat64(s.scans.WithLabelValues("completed"))) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitUntil := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d scans", what, scans())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(700 * time.Millisecond)
+	if n := scans(); n != 0 {
+		t.Fatalf("%d scans before the policies were loaded", n)
+	}
+	loaded.Store(true)
+	s.PoliciesChanged() // the first load: covered by the first scan
+	waitUntil("the first scan", func() bool { return scans() == 1 })
+	time.Sleep(PolicyChangeDelay + 500*time.Millisecond)
+	if n := scans(); n != 1 {
+		t.Errorf("%d scans after the first, with no change since", n)
+	}
+	for range 5 {
+		s.PoliciesChanged()
+	}
+	waitUntil("a scan after the policy changes", func() bool { return scans() == 2 })
+	time.Sleep(PolicyChangeDelay + 500*time.Millisecond)
+	if n := scans(); n != 2 {
+		t.Errorf("a burst of 5 changes made %d scans, want 1", n-1)
 	}
 }
