@@ -22,6 +22,7 @@ import (
 const (
 	DefaultPageSize    = 500
 	DefaultConcurrency = 4
+	DefaultWorkers     = 2
 	DefaultPodTimeout  = 30 * time.Second
 )
 
@@ -40,9 +41,11 @@ type Options struct {
 	Interval time.Duration
 	// PageSize is how many Pods one list call returns; 0 means DefaultPageSize.
 	PageSize int64
-	// Concurrency is how many Pods are evaluated at once; 0 means DefaultConcurrency. The
-	// engine's verification workers bound the registry work whatever this is.
+	// Concurrency is how many Pods are evaluated at once; 0 means DefaultConcurrency.
 	Concurrency int
+	// Workers is how many image verifications a scan runs at once, in a pool of its own (an
+	// admission never waits for a worker a scan holds); 0 means DefaultWorkers.
+	Workers int
 	// PodTimeout bounds the evaluation of one Pod; 0 means DefaultPodTimeout.
 	PodTimeout time.Duration
 	Registerer prometheus.Registerer
@@ -67,7 +70,7 @@ func New(opts Options) (*Scanner, error) {
 		return nil, errors.New("background: a client, an engine and a recorder are needed")
 	case opts.Interval <= 0:
 		return nil, errors.New("background: the scan interval must be positive")
-	case opts.PageSize < 0 || opts.Concurrency < 0 || opts.PodTimeout < 0:
+	case opts.PageSize < 0 || opts.Concurrency < 0 || opts.Workers < 0 || opts.PodTimeout < 0:
 		return nil, errors.New("background: negative option")
 	}
 	if opts.PageSize == 0 {
@@ -75,6 +78,9 @@ func New(opts Options) (*Scanner, error) {
 	}
 	if opts.Concurrency == 0 {
 		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Workers == 0 {
+		opts.Workers = DefaultWorkers
 	}
 	if opts.PodTimeout == 0 {
 		opts.PodTimeout = DefaultPodTimeout
@@ -169,7 +175,7 @@ func (s *Scanner) Scan(ctx context.Context) (int, error) {
 	if eng == nil {
 		return 0, errors.New("no engine")
 	}
-	eng = eng.WithCache(c)
+	eng = eng.WithCache(c).WithWorkers(s.opts.Workers)
 	pods := make(chan *corev1.Pod)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

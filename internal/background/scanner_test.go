@@ -2,6 +2,7 @@ package background
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,8 +66,9 @@ func podOf(ns, name, uid, image string) *corev1.Pod {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}}}
 }
 
-// scanEngine is an engine of scanPolicies verifying cosign signatures, without a cache.
-func scanEngine(tb testing.TB, host, pem string) *engine.Engine {
+// scanEngine is an engine of scanPolicies verifying cosign signatures, without a cache, with
+// workers verification workers (0: the engine's default).
+func scanEngine(tb testing.TB, host, pem string, workers ...int) *engine.Engine {
 	tb.Helper()
 	docs, err := manifest.Split("policies.yaml", []byte(scanPolicies(host, pem)))
 	if err != nil {
@@ -84,7 +86,11 @@ func scanEngine(tb testing.TB, host, pem string) *engine.Engine {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	eng, err := engine.New(engine.Options{Policies: set, Registry: regs, Verifiers: map[string]verify.Verifier{"Cosign": cv}})
+	opts := engine.Options{Policies: set, Registry: regs, Verifiers: map[string]verify.Verifier{"Cosign": cv}}
+	if len(workers) > 0 {
+		opts.Workers = workers[0]
+	}
+	eng, err := engine.New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -265,5 +271,72 @@ func TestScanAfterPolicyChange(t *testing.T) {
 	time.Sleep(PolicyChangeDelay + 500*time.Millisecond)
 	if n := scans(); n != 2 {
 		t.Errorf("a burst of 5 changes made %d scans, want 1", n-1)
+	}
+}
+
+// TestScanLeavesAdmissionWorkers: a scan verifies with workers of its own: while a scan's
+// verification hangs on a slow registry, an admission through an engine with a single
+// verification worker is still verified at once.
+func TestScanLeavesAdmissionWorkers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	hit, release := make(chan struct{}, 1), make(chan struct{})
+	var armed atomic.Bool // set once the images are signed
+	reg := fixture.StartRegistry(false, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if armed.Load() && strings.HasPrefix(r.URL.Path, "/v2/slow/manifests/sha256-") {
+				select {
+				case hit <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	t.Cleanup(reg.Close)
+	defer close(release)
+	k1, err := fixture.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for _, repo := range []string{"slow", "app"} {
+		d, err := reg.Push(ctx, repo+":v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Sign(ctx, repo, d, k1.Private, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	armed.Store(true)
+	eng := scanEngine(t, reg.Host, k1.PEM, 1)
+	kube := fake.NewClientset(podOf("team", "slow", "1", reg.Host+"/slow:v1@"+digests[0]))
+	s, err := New(Options{Client: kube, Engine: func() *engine.Engine { return eng }, Interval: time.Hour, Workers: 1,
+		Record: func(context.Context, report.Subject, []engine.RuleResult) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanned := make(chan error, 1)
+	go func() { _, err := s.Scan(ctx); scanned <- err }()
+	select {
+	case <-hit:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scan never reached the slow registry")
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := eng.Evaluate(actx, engine.Request{Object: map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "p", "namespace": "team"},
+		"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": reg.Host + "/app:v1@" + digests[1]}}}}})
+	if err != nil || len(resp.Results) == 0 || resp.Results[0].Status != engine.Pass {
+		t.Fatalf("admission while a scan holds its worker: %v %+v, want pass", err, resp)
+	}
+	armed.Store(false)
+	release <- struct{}{}
+	if err := <-scanned; err != nil {
+		t.Fatal(err)
 	}
 }

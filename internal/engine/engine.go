@@ -173,6 +173,15 @@ func (e *Engine) WithCache(c *cache.Cache) *Engine {
 	return &cp
 }
 
+// WithWorkers returns an engine like e with a pool of n verification workers of its own
+// (n < 1 means 1): a background scan verifies with its own workers, so that it never takes
+// one an admission is waiting for.
+func (e *Engine) WithWorkers(n int) *Engine {
+	cp := *e
+	cp.workers = make(chan struct{}, max(n, 1))
+	return &cp
+}
+
 // User is the admission user (nil in the CLI).
 type User = policy.UserInfo
 
