@@ -1,6 +1,7 @@
 package background
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -51,9 +52,9 @@ func (e Election) Run(ctx context.Context, lead func(ctx context.Context)) error
 			Client:     e.Client.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: e.Identity},
 		},
-		LeaseDuration:   or(e.LeaseDuration, DefaultLeaseDuration),
-		RenewDeadline:   or(e.RenewDeadline, DefaultRenewDeadline),
-		RetryPeriod:     or(e.RetryPeriod, DefaultRetryPeriod),
+		LeaseDuration:   cmp.Or(e.LeaseDuration, DefaultLeaseDuration),
+		RenewDeadline:   cmp.Or(e.RenewDeadline, DefaultRenewDeadline),
+		RetryPeriod:     cmp.Or(e.RetryPeriod, DefaultRetryPeriod),
 		ReleaseOnCancel: true,
 		Name:            LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
@@ -73,11 +74,4 @@ func (e Election) Run(ctx context.Context, lead func(ctx context.Context)) error
 		le.Run(ctx)
 	}
 	return nil
-}
-
-func or(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }

@@ -1,6 +1,7 @@
 package background
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -73,18 +74,10 @@ func New(opts Options) (*Scanner, error) {
 	case opts.PageSize < 0 || opts.Concurrency < 0 || opts.Workers < 0 || opts.PodTimeout < 0:
 		return nil, errors.New("background: negative option")
 	}
-	if opts.PageSize == 0 {
-		opts.PageSize = DefaultPageSize
-	}
-	if opts.Concurrency == 0 {
-		opts.Concurrency = DefaultConcurrency
-	}
-	if opts.Workers == 0 {
-		opts.Workers = DefaultWorkers
-	}
-	if opts.PodTimeout == 0 {
-		opts.PodTimeout = DefaultPodTimeout
-	}
+	opts.PageSize = cmp.Or(opts.PageSize, DefaultPageSize)
+	opts.Concurrency = cmp.Or(opts.Concurrency, DefaultConcurrency)
+	opts.Workers = cmp.Or(opts.Workers, DefaultWorkers)
+	opts.PodTimeout = cmp.Or(opts.PodTimeout, DefaultPodTimeout)
 	s := &Scanner{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1),
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vouch_background_scans_total",

@@ -39,19 +39,28 @@ func splitPublicKeys(value string) (keys []verify.PublicKey, ref string, err err
 		if block == nil {
 			return nil, "", fmt.Errorf("key %d: text after the last PEM block is not a PEM block", len(keys)+1)
 		}
-		if block.Type != "PUBLIC KEY" {
-			return nil, "", fmt.Errorf("key %d: PEM block is %q, want \"PUBLIC KEY\"", len(keys)+1, block.Type)
-		}
-		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		key, err := publicKeyFrom(block)
 		if err != nil {
-			return nil, "", fmt.Errorf("key %d: parsing public key: %w", len(keys)+1, err)
+			return nil, "", fmt.Errorf("key %d: %w", len(keys)+1, err)
 		}
 		if len(keys) == maxKeysPerField {
 			return nil, "", fmt.Errorf("more than %d keys in one field", maxKeysPerField)
 		}
-		keys = append(keys, verify.PublicKey{Key: pub, PEM: string(pem.EncodeToMemory(block))})
+		keys = append(keys, key)
 	}
 	return keys, "", nil
+}
+
+// publicKeyFrom parses a PEM "PUBLIC KEY" block.
+func publicKeyFrom(block *pem.Block) (verify.PublicKey, error) {
+	if block.Type != "PUBLIC KEY" {
+		return verify.PublicKey{}, fmt.Errorf("PEM block is %q, want \"PUBLIC KEY\"", block.Type)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return verify.PublicKey{}, fmt.Errorf("parsing public key: %w", err)
+	}
+	return verify.PublicKey{Key: pub, PEM: string(pem.EncodeToMemory(block))}, nil
 }
 
 func isKeyRef(s string) bool {

@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -234,15 +233,8 @@ func firstPublicKey(text string) (verify.PublicKey, error) {
 		return verify.PublicKey{}, fmt.Errorf("%d bytes, more than %d", len(text), maxSecretKeyBytes)
 	}
 	block, _ := pem.Decode([]byte(strings.TrimSpace(text)))
-	switch {
-	case block == nil:
+	if block == nil {
 		return verify.PublicKey{}, errors.New("no PEM block")
-	case block.Type != "PUBLIC KEY":
-		return verify.PublicKey{}, fmt.Errorf("PEM block is %q, want \"PUBLIC KEY\"", block.Type)
 	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return verify.PublicKey{}, fmt.Errorf("parsing public key: %w", err)
-	}
-	return verify.PublicKey{Key: pub, PEM: string(pem.EncodeToMemory(block))}, nil
+	return publicKeyFrom(block)
 }

@@ -68,7 +68,7 @@ func (r *Recorder) flushReports(ctx context.Context) {
 	var failed int
 	var firstErr error
 	for _, p := range batch {
-		err := r.writeReport(ctx, report.PolicyReportOf(p.subject, p.results, p.at, p.process))
+		err := r.writeReport(ctx, report.PolicyReport(p.subject, p.results, p.at, p.process))
 		if err != nil {
 			failed++
 			if firstErr == nil {

@@ -56,25 +56,20 @@ func (s Subject) GVR() schema.GroupVersionResource {
 // overwriting Kyverno's when both run.
 func (s Subject) ReportName() string { return "vouch-" + s.UID }
 
-// PolicyReport builds the report of one resource, in the layout Kyverno uses since 1.10: one
-// report per resource, named after its UID, owned by it, with the resource as scope and one
-// result per (policy, rule) evaluated for it. An Audit failure is a "fail" result (the resource
-// was admitted, the report says it violates the policy), as in Kyverno's reports; it is "warn"
-// for a policy annotated policies.kyverno.io/scored: "false". Results are sorted by policy and
-// rule; now stamps them.
-func PolicyReport(s Subject, results []engine.RuleResult, now time.Time) *unstructured.Unstructured {
-	return PolicyReportOf(s, results, now, ProcessAdmission)
-}
-
 // The processes a report result names (properties.process), as Kyverno's do.
 const (
 	ProcessAdmission  = "admission review"
 	ProcessBackground = "background scan"
 )
 
-// PolicyReportOf is PolicyReport for results of the given process (ProcessAdmission or
-// ProcessBackground).
-func PolicyReportOf(s Subject, results []engine.RuleResult, now time.Time, process string) *unstructured.Unstructured {
+// PolicyReport builds the report of one resource, in the layout Kyverno uses since 1.10: one
+// report per resource, named after its UID, owned by it, with the resource as scope and one
+// result per (policy, rule) evaluated for it. An Audit failure is a "fail" result (the resource
+// was admitted, the report says it violates the policy), as in Kyverno's reports; it is "warn"
+// for a policy annotated policies.kyverno.io/scored: "false". Results are sorted by policy and
+// rule; now stamps them, and process (ProcessAdmission or ProcessBackground) is each result's
+// properties.process.
+func PolicyReport(s Subject, results []engine.RuleResult, now time.Time, process string) *unstructured.Unstructured {
 	ref := map[string]any{"apiVersion": s.APIVersion, "kind": s.Kind, "name": s.Name, "uid": s.UID}
 	if s.Namespace != "" {
 		ref["namespace"] = s.Namespace
